@@ -1,3 +1,12 @@
+//! privaci: clone a PostgreSQL database to another server, masking personal data in flight.
+//! Layers, lowest first: wire, auth, tls, conninfo, conn, cli.
+
 pub mod auth;
+pub mod cli;
+pub mod conn;
 pub mod conninfo;
+pub mod error;
+pub mod tls;
 pub mod wire;
+
+pub use error::{Error, ErrorKind};

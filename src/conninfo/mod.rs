@@ -411,10 +411,12 @@ impl Config {
             None | Some(("prefer", _)) => ChannelBindingMode::Prefer,
             Some(("disable", _)) => ChannelBindingMode::Disable,
             Some(("require", _)) => ChannelBindingMode::Require,
-            Some((v, var)) => return Err(ConfigError::new(format!(
+            Some((v, var)) => {
+                return Err(ConfigError::new(format!(
                 "invalid channel_binding value \"{v}\" in {} (expected disable, prefer or require)",
                 source("channel_binding", var)
-            ))),
+            )))
+            }
         };
         if channel_binding == ChannelBindingMode::Require && sslmode == SslMode::Disable {
             return Err(ConfigError::new(

@@ -1,0 +1,281 @@
+//! An async PostgreSQL connection on tokio: startup and authentication (`connect`), simple
+//! queries, and cancellation. The COPY streams build on the buffers kept here.
+
+mod cancel;
+mod connect;
+mod stream;
+
+use std::collections::HashMap;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::auth::AuthMethod;
+use crate::conninfo::Target;
+use crate::error::{Error, ErrorKind};
+use crate::wire::backend::{DataRow, FieldDescription, MAX_MESSAGE_LEN};
+use crate::wire::{frontend, Message};
+
+pub use cancel::CancelToken;
+pub use connect::connect;
+pub use stream::Stream;
+
+const READ_BUFFER: usize = 64 * 1024;
+
+/// The negotiated TLS session, for reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// e.g. `TLSv1.3`.
+    pub version: String,
+    /// e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: String,
+    pub verification: crate::tls::Verification,
+}
+
+/// What was negotiated while connecting.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub target: Target,
+    pub auth_method: AuthMethod,
+    pub tls: Option<TlsInfo>,
+    /// Set when the server answered with NegotiateProtocolVersion.
+    pub protocol_minor: Option<i32>,
+}
+
+/// One statement's result from a simple query: the columns, the rows as text, the tag.
+#[derive(Debug, Clone, Default)]
+pub struct QueryResult {
+    pub columns: Vec<FieldDescription>,
+    pub rows: Vec<DataRow>,
+    /// The CommandComplete tag (`SELECT 3`, `CREATE TABLE`); empty for an empty query.
+    pub tag: String,
+}
+
+impl QueryResult {
+    /// The text of column `col` in row `row`; `None` for NULL.
+    pub fn get(&self, row: usize, col: usize) -> Result<Option<&str>, Error> {
+        let field = self
+            .rows
+            .get(row)
+            .and_then(|r| r.fields().nth(col))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Protocol,
+                    format!("no column {col} in row {row} of the result"),
+                )
+            })?;
+        field
+            .map(|bytes| {
+                std::str::from_utf8(bytes).map_err(|_| {
+                    Error::new(
+                        ErrorKind::Protocol,
+                        format!("column {col} of row {row} is not UTF-8"),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// The number of rows a command affected, from its tag (`INSERT 0 5` → 5).
+    pub fn rows_affected(&self) -> Option<u64> {
+        self.tag.rsplit(' ').next().and_then(|n| n.parse().ok())
+    }
+}
+
+pub struct Connection {
+    pub(crate) stream: Stream,
+    pub(crate) read_buf: BytesMut,
+    pub(crate) write_buf: BytesMut,
+    parameters: HashMap<String, String>,
+    info: SessionInfo,
+    cancel: CancelToken,
+    /// Transaction status from the last ReadyForQuery: `I`, `T` or `E`.
+    status: u8,
+}
+
+impl Connection {
+    /// A server parameter reported with ParameterStatus (`server_version`, `TimeZone`...).
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.parameters.get(name).map(String::as_str)
+    }
+
+    pub fn info(&self) -> &SessionInfo {
+        &self.info
+    }
+
+    /// A token that cancels the query running on this connection, from any task.
+    pub fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
+    }
+
+    /// `I` idle, `T` inside a transaction block, `E` inside a failed transaction block.
+    pub fn transaction_status(&self) -> u8 {
+        self.status
+    }
+
+    pub(crate) async fn flush(&mut self) -> Result<(), Error> {
+        if !self.write_buf.is_empty() {
+            let res = self.stream.write_all(&self.write_buf).await;
+            self.write_buf.clear();
+            res.map_err(|e| self.io_error(e))?;
+        }
+        self.stream.flush().await.map_err(|e| self.io_error(e))
+    }
+
+    pub(crate) fn io_error(&self, e: std::io::Error) -> Error {
+        Error::new(
+            ErrorKind::Io,
+            format!("connection to {} lost: {e}", self.info.target),
+        )
+    }
+
+    /// Reads bytes from the socket into the read buffer; an orderly close is an error here
+    /// because the protocol always ends with our Terminate.
+    pub(crate) async fn fill(&mut self) -> Result<(), Error> {
+        if self.read_buf.capacity() - self.read_buf.len() < 8 * 1024 {
+            self.read_buf.reserve(READ_BUFFER);
+        }
+        let n = self
+            .stream
+            .read_buf(&mut self.read_buf)
+            .await
+            .map_err(|e| self.io_error(e))?;
+        if n == 0 {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "server at {} closed the connection unexpectedly",
+                    self.info.target
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The next message, with asynchronous ones handled here: notices go to the log,
+    /// parameter changes are recorded.
+    pub(crate) async fn recv(&mut self) -> Result<Message, Error> {
+        loop {
+            match Message::parse(&mut self.read_buf, MAX_MESSAGE_LEN)? {
+                Some(Message::NoticeResponse(notice)) => log_notice(&notice),
+                Some(Message::ParameterStatus { name, value }) => {
+                    self.parameters.insert(name, value);
+                }
+                Some(Message::NotificationResponse { channel, .. }) => {
+                    tracing::debug!(channel, "ignoring asynchronous notification");
+                }
+                Some(msg) => return Ok(msg),
+                None => self.fill().await?,
+            }
+        }
+    }
+
+    /// Runs a simple query (one or more statements separated by semicolons) and returns
+    /// every statement's result, values as text. After a server error the connection reads
+    /// on to ReadyForQuery and stays usable; the first error is returned.
+    pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<QueryResult>, Error> {
+        frontend::query(sql, &mut self.write_buf)?;
+        self.flush().await?;
+        let mut results = Vec::new();
+        let mut current = QueryResult::default();
+        let mut error: Option<Error> = None;
+        loop {
+            match self.recv().await? {
+                Message::RowDescription(columns) => current.columns = columns,
+                Message::DataRow(row) => current.rows.push(row),
+                Message::CommandComplete { tag } => {
+                    current.tag = tag;
+                    results.push(std::mem::take(&mut current));
+                }
+                Message::EmptyQueryResponse => results.push(std::mem::take(&mut current)),
+                Message::ErrorResponse(db) => {
+                    if error.is_none() {
+                        error = Some(Error::from(db));
+                    }
+                }
+                Message::ReadyForQuery { status } => {
+                    self.status = status;
+                    return match error {
+                        Some(e) => Err(e),
+                        None => Ok(results),
+                    };
+                }
+                // COPY started through simple_query has no data to give or take: end it so the
+                // connection stays in step. COPY belongs to the copy streams.
+                Message::CopyInResponse(_) => {
+                    frontend::copy_fail("COPY FROM STDIN is not supported through simple_query", &mut self.write_buf);
+                    self.flush().await?;
+                }
+                Message::CopyOutResponse(_) | Message::CopyData(_) | Message::CopyDone => {}
+                Message::CopyBothResponse(_) => {
+                    return Err(Error::new(ErrorKind::Protocol, "the server started a replication stream (CopyBoth), which privaci does not use"))
+                }
+                other => return Err(unexpected(&other, "a simple query")),
+            }
+        }
+    }
+
+    /// Runs statements that return no rows of interest (SET, CREATE, BEGIN...).
+    pub async fn execute(&mut self, sql: &str) -> Result<(), Error> {
+        self.simple_query(sql).await.map(|_| ())
+    }
+
+    /// Runs a query and returns the rows of its last result as text (None for NULL).
+    pub async fn query_text(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, Error> {
+        let results = self.simple_query(sql).await?;
+        let Some(last) = results.last() else {
+            return Ok(Vec::new());
+        };
+        let mut rows = Vec::with_capacity(last.rows.len());
+        for r in 0..last.rows.len() {
+            let mut row = Vec::with_capacity(last.columns.len());
+            for c in 0..last.rows[r].len() {
+                row.push(last.get(r, c)?.map(str::to_string));
+            }
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    /// Sends Terminate and closes the socket.
+    pub async fn close(mut self) -> Result<(), Error> {
+        frontend::terminate(&mut self.write_buf);
+        self.flush().await?;
+        let _ = self.stream.shutdown().await;
+        Ok(())
+    }
+}
+
+pub(crate) fn log_notice(notice: &crate::wire::DbError) {
+    match notice.severity_code() {
+        "WARNING" => tracing::warn!(code = %notice.code, "server: {}", notice.message),
+        "DEBUG" => tracing::debug!(code = %notice.code, "server: {}", notice.message),
+        _ => tracing::info!(code = %notice.code, "server: {}", notice.message),
+    }
+}
+
+pub(crate) fn unexpected(msg: &Message, during: &str) -> Error {
+    let name = match msg {
+        Message::Authentication(_) => "Authentication",
+        Message::BackendKeyData { .. } => "BackendKeyData",
+        Message::ParameterStatus { .. } => "ParameterStatus",
+        Message::ReadyForQuery { .. } => "ReadyForQuery",
+        Message::RowDescription(_) => "RowDescription",
+        Message::DataRow(_) => "DataRow",
+        Message::CommandComplete { .. } => "CommandComplete",
+        Message::EmptyQueryResponse => "EmptyQueryResponse",
+        Message::ErrorResponse(_) => "ErrorResponse",
+        Message::NoticeResponse(_) => "NoticeResponse",
+        Message::NotificationResponse { .. } => "NotificationResponse",
+        Message::NegotiateProtocolVersion { .. } => "NegotiateProtocolVersion",
+        Message::CopyInResponse(_) => "CopyInResponse",
+        Message::CopyOutResponse(_) => "CopyOutResponse",
+        Message::CopyBothResponse(_) => "CopyBothResponse",
+        Message::CopyData(_) => "CopyData",
+        Message::CopyDone => "CopyDone",
+    };
+    Error::new(
+        ErrorKind::Protocol,
+        format!("unexpected {name} message from the server during {during}"),
+    )
+}
