@@ -17,7 +17,7 @@ use crate::wire::backend::{DataRow, FieldDescription, MAX_MESSAGE_LEN};
 use crate::wire::{frontend, Message};
 
 pub use cancel::CancelToken;
-pub use connect::connect;
+pub use connect::{connect, connect_with_nonce};
 pub use stream::Stream;
 
 const READ_BUFFER: usize = 64 * 1024;

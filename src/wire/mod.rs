@@ -2,6 +2,7 @@
 //! Sans-IO: everything here works over `bytes` buffers and never touches a socket.
 
 pub mod backend;
+pub mod capture;
 pub mod db_error;
 pub mod frontend;
 
