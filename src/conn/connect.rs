@@ -301,7 +301,7 @@ async fn startup(
     authenticate(&mut conn, cfg, cb_hash, nonce).await?;
 
     loop {
-        match recv_startup(&mut conn, MAX_MESSAGE_LEN).await? {
+        match conn.recv_limited(MAX_MESSAGE_LEN).await? {
             Message::BackendKeyData {
                 process_id,
                 secret_key,
@@ -324,21 +324,6 @@ async fn startup(
     }
 }
 
-/// Like `Connection::recv`, with the length cap chosen by the caller: small until the server
-/// has proved it knows the password.
-async fn recv_startup(conn: &mut Connection, max_len: usize) -> Result<Message, Error> {
-    loop {
-        match Message::parse(&mut conn.read_buf, max_len)? {
-            Some(Message::NoticeResponse(notice)) => super::log_notice(&notice),
-            Some(Message::ParameterStatus { name, value }) => {
-                conn.parameters.insert(name, value);
-            }
-            Some(msg) => return Ok(msg),
-            None => conn.fill().await?,
-        }
-    }
-}
-
 fn note_negotiation(conn: &mut Connection, newest_minor: i32, unrecognized: &[String]) {
     // We ask for 3.0 with no protocol options, so any 3.x answer leaves us compatible.
     tracing::debug!(
@@ -357,7 +342,7 @@ async fn authenticate(
 ) -> Result<(), Error> {
     let target = conn.info.target.clone();
     loop {
-        let auth = match recv_startup(conn, MAX_STARTUP_MESSAGE_LEN).await? {
+        let auth = match conn.recv_limited(MAX_STARTUP_MESSAGE_LEN).await? {
             Message::Authentication(a) => a,
             Message::ErrorResponse(db) => return Err(server_error(cfg, &target, db)),
             Message::NegotiateProtocolVersion {
@@ -490,7 +475,7 @@ async fn scram(
             format!("SCRAM authentication with {target} failed: {e}"),
         )
     };
-    match recv_startup(conn, MAX_STARTUP_MESSAGE_LEN).await? {
+    match conn.recv_limited(MAX_STARTUP_MESSAGE_LEN).await? {
         Message::Authentication(Authentication::SaslContinue { data }) => {
             scram.update(&data).map_err(auth_err)?
         }
@@ -499,7 +484,7 @@ async fn scram(
     }
     frontend::sasl_response(scram.message(), &mut conn.write_buf);
     conn.flush().await?;
-    match recv_startup(conn, MAX_STARTUP_MESSAGE_LEN).await? {
+    match conn.recv_limited(MAX_STARTUP_MESSAGE_LEN).await? {
         Message::Authentication(Authentication::SaslFinal { data }) => {
             scram.finish(&data).map_err(auth_err)?
         }

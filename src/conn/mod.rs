@@ -155,8 +155,14 @@ impl Connection {
     /// The next message, with asynchronous ones handled here: notices go to the log,
     /// parameter changes are recorded.
     pub(crate) async fn recv(&mut self) -> Result<Message, Error> {
+        self.recv_limited(MAX_MESSAGE_LEN).await
+    }
+
+    /// As `recv`, with a length cap chosen by the caller: small while connecting, until the
+    /// server has proved it knows the password.
+    pub(crate) async fn recv_limited(&mut self, max_len: usize) -> Result<Message, Error> {
         loop {
-            match Message::parse(&mut self.read_buf, MAX_MESSAGE_LEN)? {
+            match Message::parse(&mut self.read_buf, max_len)? {
                 Some(Message::NoticeResponse(notice)) => log_notice(&notice),
                 Some(Message::ParameterStatus { name, value }) => {
                     self.parameters.insert(name, value);
@@ -226,15 +232,18 @@ impl Connection {
         let Some(last) = results.last() else {
             return Ok(Vec::new());
         };
-        let mut rows = Vec::with_capacity(last.rows.len());
-        for r in 0..last.rows.len() {
-            let mut row = Vec::with_capacity(last.columns.len());
-            for c in 0..last.rows[r].len() {
-                row.push(last.get(r, c)?.map(str::to_string));
-            }
-            rows.push(row);
-        }
-        Ok(rows)
+        let text = |field: &[u8]| {
+            String::from_utf8(field.to_vec()).map_err(|_| {
+                Error::new(
+                    ErrorKind::Protocol,
+                    "the server sent a value that is not UTF-8",
+                )
+            })
+        };
+        last.rows
+            .iter()
+            .map(|row| row.fields().map(|f| f.map(text).transpose()).collect())
+            .collect()
     }
 
     /// Sends Terminate and closes the socket.
