@@ -285,6 +285,7 @@ async fn startup(
             secret_key: 0,
         },
         status: b'I',
+        pending: super::Pending::None,
     };
     let mut params = vec![
         ("user", cfg.user.as_str()),

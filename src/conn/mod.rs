@@ -3,6 +3,8 @@
 
 mod cancel;
 mod connect;
+mod copy_in;
+mod copy_out;
 mod stream;
 
 use std::collections::HashMap;
@@ -13,14 +15,38 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::auth::AuthMethod;
 use crate::conninfo::Target;
 use crate::error::{Error, ErrorKind};
-use crate::wire::backend::{DataRow, FieldDescription, MAX_MESSAGE_LEN};
+use crate::wire::backend::{CopyResponse, DataRow, FieldDescription, MAX_MESSAGE_LEN};
 use crate::wire::{frontend, Message};
 
 pub use cancel::CancelToken;
 pub use connect::{connect, connect_with_nonce};
+pub use copy_in::{CopyInSink, DEFAULT_FRAME_SIZE};
+pub use copy_out::{CopyFormat, CopyOutStream};
 pub use stream::Stream;
 
 const READ_BUFFER: usize = 64 * 1024;
+/// Free space kept in the read buffer while rows stream in: large reads, few syscalls.
+const COPY_READ_BUFFER: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CopyDirection {
+    /// COPY FROM STDIN.
+    In,
+    /// COPY TO STDOUT.
+    Out,
+}
+
+/// Protocol state a dropped COPY left behind, settled before the connection's next use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pending {
+    None,
+    /// A COPY TO STDOUT is (or was) streaming: the rest must be read and dropped.
+    CopyOut,
+    /// A COPY FROM STDIN is open.
+    CopyIn,
+    /// A COPY FROM STDIN sink was dropped: its CopyFail is queued in the send buffer.
+    CopyInAborted,
+}
 
 /// The negotiated TLS session, for reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +117,7 @@ pub struct Connection {
     cancel: CancelToken,
     /// Transaction status from the last ReadyForQuery: `I`, `T` or `E`.
     status: u8,
+    pub(crate) pending: Pending,
 }
 
 impl Connection {
@@ -129,6 +156,124 @@ impl Connection {
         )
     }
 
+    /// Like `fill`, keeping a larger free space so streamed rows arrive in large reads.
+    pub(crate) async fn fill_copy(&mut self) -> Result<(), Error> {
+        if self.read_buf.capacity() - self.read_buf.len() < COPY_READ_BUFFER / 4 {
+            self.read_buf.reserve(COPY_READ_BUFFER);
+        }
+        self.fill().await
+    }
+
+    /// Reads whatever the socket already holds, without waiting: `Ok(true)` if bytes came.
+    pub(crate) fn poll_fill_now(&mut self) -> Result<bool, Error> {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        if self.read_buf.capacity() - self.read_buf.len() < 8 * 1024 {
+            self.read_buf.reserve(READ_BUFFER);
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        // Reading into a BytesMut is cancel-safe: dropping the future while pending loses nothing.
+        let polled = {
+            let mut read = std::pin::pin!(self.stream.read_buf(&mut self.read_buf));
+            read.as_mut().poll(&mut cx)
+        };
+        match polled {
+            Poll::Pending => Ok(false),
+            Poll::Ready(Ok(0)) => Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "server at {} closed the connection unexpectedly",
+                    self.info.target
+                ),
+            )),
+            Poll::Ready(Ok(_)) => Ok(true),
+            Poll::Ready(Err(e)) => Err(self.io_error(e)),
+        }
+    }
+
+    /// Reads up to ReadyForQuery, dropping what comes: after an error has been taken, or to
+    /// finish an abandoned COPY TO STDOUT.
+    pub(crate) async fn drain_to_ready(&mut self) -> Result<(), Error> {
+        loop {
+            if let Message::ReadyForQuery { status } = self.recv().await? {
+                self.status = status;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Puts the connection back in step after a COPY that was dropped part way.
+    pub(crate) async fn settle(&mut self) -> Result<(), Error> {
+        match self.pending {
+            Pending::None => return Ok(()),
+            // The server goes on sending rows until the end: read and drop them. (A cancel
+            // would stop it sooner but races with the copy's own end.)
+            Pending::CopyOut => tracing::debug!("draining an abandoned COPY TO STDOUT"),
+            Pending::CopyIn | Pending::CopyInAborted => {
+                if self.pending == Pending::CopyIn {
+                    frontend::copy_fail("privaci: COPY aborted by the client", &mut self.write_buf);
+                }
+                self.flush().await?;
+            }
+        }
+        self.pending = Pending::None;
+        self.drain_to_ready().await
+    }
+
+    /// Sends a COPY statement and waits for the server to start the copy in the expected
+    /// direction. Anything else is put back in step and returned as an error.
+    pub(crate) async fn start_copy(
+        &mut self,
+        sql: &str,
+        direction: CopyDirection,
+    ) -> Result<CopyResponse, Error> {
+        self.settle().await?;
+        frontend::query(sql, &mut self.write_buf)?;
+        self.flush().await?;
+        let (expected, other) = match direction {
+            CopyDirection::In => ("COPY FROM STDIN", "COPY TO STDOUT"),
+            CopyDirection::Out => ("COPY TO STDOUT", "COPY FROM STDIN"),
+        };
+        match self.recv().await? {
+            Message::CopyInResponse(r) if direction == CopyDirection::In => {
+                self.pending = Pending::CopyIn;
+                Ok(r)
+            }
+            Message::CopyOutResponse(r) if direction == CopyDirection::Out => {
+                self.pending = Pending::CopyOut;
+                Ok(r)
+            }
+            started @ (Message::CopyInResponse(_) | Message::CopyOutResponse(_)) => {
+                // Settling sends CopyFail to an unwanted COPY IN and drains an unwanted COPY OUT.
+                self.pending = if matches!(started, Message::CopyInResponse(_)) {
+                    Pending::CopyIn
+                } else {
+                    Pending::CopyOut
+                };
+                self.settle().await?;
+                Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("statement started {other}, not {expected}: {sql}"),
+                ))
+            }
+            Message::ErrorResponse(db) => {
+                let err = Error::from(db);
+                self.drain_to_ready().await?;
+                Err(err)
+            }
+            Message::RowDescription(_)
+            | Message::CommandComplete { .. }
+            | Message::EmptyQueryResponse => {
+                self.drain_to_ready().await?;
+                Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("statement did not start {expected}: {sql}"),
+                ))
+            }
+            msg => Err(unexpected(&msg, "the start of a COPY")),
+        }
+    }
+
     /// Reads bytes from the socket into the read buffer; an orderly close is an error here
     /// because the protocol always ends with our Terminate.
     pub(crate) async fn fill(&mut self) -> Result<(), Error> {
@@ -162,24 +307,44 @@ impl Connection {
     /// server has proved it knows the password.
     pub(crate) async fn recv_limited(&mut self, max_len: usize) -> Result<Message, Error> {
         loop {
-            match Message::parse(&mut self.read_buf, max_len)? {
-                Some(Message::NoticeResponse(notice)) => log_notice(&notice),
-                Some(Message::ParameterStatus { name, value }) => {
-                    self.parameters.insert(name, value);
-                }
-                Some(Message::NotificationResponse { channel, .. }) => {
-                    tracing::debug!(channel, "ignoring asynchronous notification");
-                }
-                Some(msg) => return Ok(msg),
-                None => self.fill().await?,
+            if let Some(msg) = self.next_buffered(max_len)? {
+                return Ok(msg);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// The next message already in the read buffer, never touching the socket; asynchronous
+    /// messages (notices, parameter changes, notifications) are handled on the way.
+    pub(crate) fn next_buffered(&mut self, max_len: usize) -> Result<Option<Message>, Error> {
+        while let Some(msg) = Message::parse(&mut self.read_buf, max_len)? {
+            if let Some(msg) = self.handle_async(msg) {
+                return Ok(Some(msg));
             }
         }
+        Ok(None)
+    }
+
+    /// Handles a message the server may send at any time; returns the others.
+    pub(crate) fn handle_async(&mut self, msg: Message) -> Option<Message> {
+        match msg {
+            Message::NoticeResponse(notice) => log_notice(&notice),
+            Message::ParameterStatus { name, value } => {
+                self.parameters.insert(name, value);
+            }
+            Message::NotificationResponse { channel, .. } => {
+                tracing::debug!(channel, "ignoring asynchronous notification");
+            }
+            other => return Some(other),
+        }
+        None
     }
 
     /// Runs a simple query (one or more statements separated by semicolons) and returns
     /// every statement's result, values as text. After a server error the connection reads
     /// on to ReadyForQuery and stays usable; the first error is returned.
     pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<QueryResult>, Error> {
+        self.settle().await?;
         frontend::query(sql, &mut self.write_buf)?;
         self.flush().await?;
         let mut results = Vec::new();
@@ -248,6 +413,7 @@ impl Connection {
 
     /// Sends Terminate and closes the socket.
     pub async fn close(mut self) -> Result<(), Error> {
+        self.settle().await?;
         frontend::terminate(&mut self.write_buf);
         self.flush().await?;
         let _ = self.stream.shutdown().await;

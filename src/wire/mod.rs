@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod capture;
+pub mod copy_frames;
 pub mod db_error;
 pub mod frontend;
 

@@ -463,3 +463,17 @@ impl Drop for Cluster {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+impl Cluster {
+    /// `COPY ... TO STDOUT` run by psql: the server's own bytes, as an independent witness.
+    pub fn psql_copy_out(&self, db: &str, copy_sql: &str) -> Vec<u8> {
+        run(
+            Command::new(self.bindir.join("psql"))
+                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-h"])
+                .arg(&self.sock)
+                .args(["-p", &self.port.to_string(), "-d", db, "-c", copy_sql]),
+            &format!("psql -c {copy_sql:?}"),
+        )
+        .stdout
+    }
+}
