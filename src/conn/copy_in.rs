@@ -124,20 +124,20 @@ impl CopyInSink<'_> {
     /// nothing but notices and parameter changes unless it has given up on the copy.
     async fn check_for_error(&mut self) -> Result<(), Error> {
         while self.conn.poll_fill_now()? {
-            while let Some(msg) = self
+            // Notices are handled inside next_buffered; anything else ends the copy.
+            match self
                 .conn
                 .next_buffered(crate::wire::backend::MAX_MESSAGE_LEN)?
             {
-                match msg {
-                    Message::ErrorResponse(db) => {
-                        self.done = true;
-                        let err = Error::from(db);
-                        self.conn.drain_to_ready().await?;
-                        self.conn.pending = Pending::None;
-                        return Err(err);
-                    }
-                    other => return Err(unexpected(&other, "COPY FROM STDIN")),
+                None => {}
+                Some(Message::ErrorResponse(db)) => {
+                    self.done = true;
+                    let err = Error::from(db);
+                    self.conn.drain_to_ready().await?;
+                    self.conn.pending = Pending::None;
+                    return Err(err);
                 }
+                Some(other) => return Err(unexpected(&other, "COPY FROM STDIN")),
             }
         }
         Ok(())
