@@ -17,6 +17,7 @@ async fn main() {
         .start();
     cluster.create_role("scram_user", Some("scram-secret"), false);
     cluster.create_role("md5_user", Some("md5-secret"), true);
+    cluster.psql("postgres", support::capture::SETUP_SQL);
     let server = cluster.psql("postgres", "SELECT version()");
     for scenario in SCENARIOS
         .iter()

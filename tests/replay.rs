@@ -8,7 +8,7 @@ use bytes::{BufMut, BytesMut};
 use privaci::auth::scram::{ChannelBinding, ScramSha256};
 use privaci::auth::AuthMethod;
 use privaci::wire::capture::{Capture, Direction};
-use support::capture::{capture_path, replay_server, run_client, scenario};
+use support::capture::{capture_path, replay_server, run_client, scenario, Outcome};
 
 fn load(name: &str) -> Capture {
     let path = capture_path(name);
@@ -16,12 +16,7 @@ fn load(name: &str) -> Capture {
     Capture::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-async fn replay(
-    name: &str,
-) -> (
-    AuthMethod,
-    Vec<Result<Vec<privaci::conn::QueryResult>, privaci::Error>>,
-) {
+async fn replay(name: &str) -> (AuthMethod, Vec<Outcome>) {
     let capture = load(name);
     let (port, server) = replay_server(capture).await;
     let seen = run_client(port, scenario(name)).await;
@@ -32,11 +27,26 @@ async fn replay(
     seen
 }
 
+fn query(o: &Outcome) -> &Result<Vec<privaci::conn::QueryResult>, privaci::Error> {
+    match o {
+        Outcome::Query(r) => r,
+        other => panic!("expected a query outcome, got {other:?}"),
+    }
+}
+
+fn first_value(o: &Outcome) -> String {
+    query(o).as_ref().unwrap()[0]
+        .get(0, 0)
+        .unwrap()
+        .unwrap()
+        .to_string()
+}
+
 #[tokio::test]
 async fn scram_sha_256_login() {
-    let (method, results) = replay("scram-sha-256-login").await;
+    let (method, outcomes) = replay("scram-sha-256-login").await;
     assert_eq!(method, AuthMethod::ScramSha256);
-    let rows = &results[0].as_ref().unwrap()[0];
+    let rows = &query(&outcomes[0]).as_ref().unwrap()[0];
     assert_eq!(rows.get(0, 0).unwrap(), Some("scram_user"));
     assert_eq!(
         rows.get(0, 1).unwrap(),
@@ -47,24 +57,18 @@ async fn scram_sha_256_login() {
 
 #[tokio::test]
 async fn md5_login() {
-    let (method, results) = replay("md5-login").await;
+    let (method, outcomes) = replay("md5-login").await;
     assert_eq!(method, AuthMethod::Md5);
-    assert_eq!(
-        results[0].as_ref().unwrap()[0].get(0, 0).unwrap(),
-        Some("md5_user")
-    );
+    assert_eq!(first_value(&outcomes[0]), "md5_user");
 }
 
 #[tokio::test]
 async fn error_response_then_recovery() {
-    let (_, results) = replay("error-response").await;
-    let err = results[0].as_ref().unwrap_err();
+    let (_, outcomes) = replay("error-response").await;
+    let err = query(&outcomes[0]).as_ref().unwrap_err();
     assert_eq!(err.code(), Some("42P01"));
     assert_eq!(err.db_error().unwrap().position, Some(15));
-    assert_eq!(
-        results[1].as_ref().unwrap()[0].get(0, 0).unwrap(),
-        Some("1")
-    );
+    assert_eq!(first_value(&outcomes[1]), "1");
 }
 
 #[tokio::test]
@@ -77,12 +81,107 @@ async fn notice_response() {
             .any(|m| m.direction == Direction::Server && m.bytes[0] == b'N'),
         "the capture holds a NoticeResponse"
     );
-    let (_, results) = replay("notice-response").await;
-    assert!(results[0].is_ok());
-    assert_eq!(
-        results[1].as_ref().unwrap()[0].get(0, 0).unwrap(),
-        Some("2")
+    let (_, outcomes) = replay("notice-response").await;
+    assert!(query(&outcomes[0]).is_ok());
+    assert_eq!(first_value(&outcomes[1]), "2");
+}
+
+#[tokio::test]
+async fn copy_out_binary() {
+    let (_, outcomes) = replay("copy-out-binary").await;
+    let Outcome::CopyOut(Ok((bytes, rows))) = &outcomes[0] else {
+        panic!("{:?}", outcomes[0])
+    };
+    assert_eq!(*rows, 3);
+    assert!(
+        bytes.starts_with(b"PGCOPY\n\xff\r\n\0"),
+        "binary COPY signature"
     );
+    assert!(bytes.ends_with(&[0xff, 0xff]), "binary COPY trailer");
+    // Every payload of the capture arrives, in order, with nothing added.
+    let capture = load("copy-out-binary");
+    let expected: Vec<u8> = capture
+        .messages
+        .iter()
+        .filter(|m| m.direction == Direction::Server && m.bytes[0] == b'd')
+        .flat_map(|m| m.bytes[5..].to_vec())
+        .collect();
+    assert_eq!(bytes, &expected);
+}
+
+#[tokio::test]
+async fn copy_out_text() {
+    let (_, outcomes) = replay("copy-out-text").await;
+    let Outcome::CopyOut(Ok((bytes, rows))) = &outcomes[0] else {
+        panic!("{:?}", outcomes[0])
+    };
+    assert_eq!(*rows, 3);
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(
+        text.starts_with("1\tAna Silva\t1234.50\t1980-02-29\t"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2\t\\N\t-0.01\t\\N\tinfinity\tf\t{NULL,x}\t\\N\n"),
+        "{text}"
+    );
+    assert!(text.contains("tab\\there, newline\\nthere"), "{text}");
+}
+
+#[tokio::test]
+async fn copy_in_binary() {
+    let (_, outcomes) = replay("copy-in-binary").await;
+    let Outcome::CopyIn(Ok(rows)) = &outcomes[0] else {
+        panic!("{:?}", outcomes[0])
+    };
+    assert_eq!(*rows, 2);
+    assert_eq!(first_value(&outcomes[1]), "2");
+}
+
+#[tokio::test]
+async fn copy_in_fail() {
+    let (_, outcomes) = replay("copy-in-fail").await;
+    let Outcome::CopyIn(Err(err)) = &outcomes[0] else {
+        panic!("{:?}", outcomes[0])
+    };
+    assert_eq!(err.code(), Some("57014"));
+    assert!(err.to_string().contains("client gave up"), "{err}");
+    assert_eq!(first_value(&outcomes[1]), "0", "nothing was loaded");
+}
+
+#[tokio::test]
+async fn copy_in_error() {
+    let (_, outcomes) = replay("copy-in-error").await;
+    let Outcome::CopyIn(Err(err)) = &outcomes[0] else {
+        panic!("{:?}", outcomes[0])
+    };
+    assert_eq!(err.code(), Some("22P02"));
+    assert!(
+        err.db_error()
+            .unwrap()
+            .where_
+            .as_deref()
+            .unwrap_or("")
+            .contains("COPY copy_dst, line 2"),
+        "{err:?}"
+    );
+    assert_eq!(first_value(&outcomes[1]), "0", "nothing was loaded");
+}
+
+#[test]
+fn every_capture_has_a_replay_test() {
+    let dir = capture_path("x").parent().unwrap().to_path_buf();
+    let this = include_str!("replay.rs");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        if let Some(stem) = name.strip_suffix(".txt") {
+            assert!(
+                this.contains(&format!("replay(\"{stem}\")")),
+                "no replay test for {name}"
+            );
+            load(stem);
+        }
+    }
 }
 
 /// The SASL payload of an authentication or password message: after the tag, length and

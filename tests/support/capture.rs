@@ -13,41 +13,157 @@ use tokio::net::{TcpListener, TcpStream};
 /// The SCRAM client nonce used when recording, injected again when replaying.
 pub const NONCE: &str = "cHJpdmFjaS1jYXB0dXJlLW5vbmNlLTAx";
 
-/// A recorded scenario: how the client connects and which simple queries it runs.
+/// One thing the client does in a scenario.
+pub enum Step {
+    Query(&'static str),
+    CopyOut(&'static str),
+    /// COPY FROM STDIN fed `data`, then ended with CopyDone.
+    CopyIn {
+        sql: &'static str,
+        data: fn() -> Vec<u8>,
+    },
+    /// COPY FROM STDIN fed `data`, then ended with CopyFail.
+    CopyInFail {
+        sql: &'static str,
+        data: fn() -> Vec<u8>,
+        reason: &'static str,
+    },
+}
+
+/// What the client saw of a step.
+#[derive(Debug)]
+pub enum Outcome {
+    Query(Result<Vec<QueryResult>, privaci::Error>),
+    /// The payload bytes and the row count.
+    CopyOut(Result<(Vec<u8>, u64), privaci::Error>),
+    CopyIn(Result<u64, privaci::Error>),
+}
+
+/// A recorded scenario: how the client connects and what it does.
 pub struct Scenario {
     pub name: &'static str,
     pub title: &'static str,
     /// Connection settings other than host and port, which differ between record and replay.
     pub conninfo: &'static str,
-    pub queries: &'static [&'static str],
+    pub steps: &'static [Step],
+}
+
+/// Tables the COPY scenarios read and write, created by the recorder (as superuser) first.
+pub const SETUP_SQL: &str = "CREATE TABLE copy_src (id int, name text, amount numeric(10,2), born date,
+    seen timestamptz, active bool, tags text[], photo bytea);
+  INSERT INTO copy_src VALUES
+    (1, 'Ana Silva', 1234.50, '1980-02-29', '2024-01-02 03:04:05.678+00', true, ARRAY['a','b'], '\\x00ff10'),
+    (2, NULL, -0.01, NULL, 'infinity', false, ARRAY[NULL,'x'], NULL),
+    (3, 'tab\there, newline\nthere', NULL, '-infinity', NULL, NULL, '{}', '\\x');
+  CREATE TABLE copy_dst (id int, name text);
+  ALTER TABLE copy_src OWNER TO scram_user;
+  ALTER TABLE copy_dst OWNER TO scram_user;";
+
+const SCRAM: &str = "user=scram_user password=scram-secret dbname=postgres sslmode=disable";
+
+/// Binary COPY data for copy_dst (int4, text): header, two tuples, trailer.
+fn binary_rows() -> Vec<u8> {
+    let mut v = b"PGCOPY\n\xff\r\n\0".to_vec();
+    v.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+    for (id, name) in [(10i32, "Zoë"), (11, "Ōta")] {
+        v.extend_from_slice(&2i16.to_be_bytes());
+        v.extend_from_slice(&4i32.to_be_bytes());
+        v.extend_from_slice(&id.to_be_bytes());
+        v.extend_from_slice(&(name.len() as i32).to_be_bytes());
+        v.extend_from_slice(name.as_bytes());
+    }
+    v.extend_from_slice(&(-1i16).to_be_bytes());
+    v
+}
+
+fn text_rows() -> Vec<u8> {
+    b"20\tkept\n21\tkept too\n".to_vec()
+}
+
+fn text_rows_with_bad_value() -> Vec<u8> {
+    b"30\tfine\nnot-a-number\tbad\n31\tnever\n".to_vec()
 }
 
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "scram-sha-256-login",
         title: "SCRAM-SHA-256 login as a non-superuser (no TLS), one query, Terminate",
-        conninfo: "user=scram_user password=scram-secret dbname=postgres sslmode=disable",
-        queries: &["SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user"],
+        conninfo: SCRAM,
+        steps: &[Step::Query(
+            "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user",
+        )],
     },
     Scenario {
         name: "md5-login",
         title: "MD5 login as a non-superuser, one query, Terminate",
         conninfo: "user=md5_user password=md5-secret dbname=postgres sslmode=disable",
-        queries: &["SELECT current_user"],
+        steps: &[Step::Query("SELECT current_user")],
     },
     Scenario {
         name: "error-response",
         title: "ErrorResponse to a bad query, then a good query on the same connection",
-        conninfo: "user=scram_user password=scram-secret dbname=postgres sslmode=disable",
-        queries: &["SELECT * FROM no_such_table", "SELECT 1 AS one"],
+        conninfo: SCRAM,
+        steps: &[
+            Step::Query("SELECT * FROM no_such_table"),
+            Step::Query("SELECT 1 AS one"),
+        ],
     },
     Scenario {
         name: "notice-response",
         title: "NoticeResponse raised during a session",
-        conninfo: "user=scram_user password=scram-secret dbname=postgres sslmode=disable",
-        queries: &[
-            "DO $$ BEGIN RAISE NOTICE 'hello from the server'; END $$",
-            "SELECT 2 AS two",
+        conninfo: SCRAM,
+        steps: &[
+            Step::Query("DO $$ BEGIN RAISE NOTICE 'hello from the server'; END $$"),
+            Step::Query("SELECT 2 AS two"),
+        ],
+    },
+    Scenario {
+        name: "copy-out-binary",
+        title: "COPY TO STDOUT (FORMAT binary) of rows with several types and NULLs",
+        conninfo: SCRAM,
+        steps: &[Step::CopyOut("COPY copy_src TO STDOUT (FORMAT binary)")],
+    },
+    Scenario {
+        name: "copy-out-text",
+        title: "COPY TO STDOUT in text format, with escapes and NULLs",
+        conninfo: SCRAM,
+        steps: &[Step::CopyOut("COPY copy_src TO STDOUT")],
+    },
+    Scenario {
+        name: "copy-in-binary",
+        title: "COPY FROM STDIN (FORMAT binary) that succeeds",
+        conninfo: SCRAM,
+        steps: &[
+            Step::CopyIn {
+                sql: "COPY copy_dst FROM STDIN (FORMAT binary)",
+                data: binary_rows,
+            },
+            Step::Query("SELECT count(*) FROM copy_dst WHERE id IN (10, 11)"),
+        ],
+    },
+    Scenario {
+        name: "copy-in-fail",
+        title: "COPY FROM STDIN ended by the client's CopyFail",
+        conninfo: SCRAM,
+        steps: &[
+            Step::CopyInFail {
+                sql: "COPY copy_dst FROM STDIN",
+                data: text_rows,
+                reason: "client gave up",
+            },
+            Step::Query("SELECT count(*) FROM copy_dst WHERE id IN (20, 21)"),
+        ],
+    },
+    Scenario {
+        name: "copy-in-error",
+        title: "COPY FROM STDIN where the server raises an error on a bad value in the stream",
+        conninfo: SCRAM,
+        steps: &[
+            Step::CopyIn {
+                sql: "COPY copy_dst FROM STDIN",
+                data: text_rows_with_bad_value,
+            },
+            Step::Query("SELECT count(*) FROM copy_dst WHERE id IN (30, 31)"),
         ],
     },
 ];
@@ -64,26 +180,49 @@ pub fn config(s: &str) -> Config {
     Config::parse_with(s, &|_| None, None).unwrap()
 }
 
-/// Runs a scenario's client side against host:port: connect with the fixed nonce, run each
-/// query, close. Returns what the client saw of each query.
+/// Runs a scenario's client side against host:port: connect with the fixed nonce, do each
+/// step, close. Returns the authentication method and what the client saw of each step.
 pub async fn run_client(
     port: u16,
     scenario: &Scenario,
-) -> (
-    privaci::auth::AuthMethod,
-    Vec<Result<Vec<QueryResult>, privaci::Error>>,
-) {
+) -> (privaci::auth::AuthMethod, Vec<Outcome>) {
     let cfg = config(&format!("host=127.0.0.1 port={port} {}", scenario.conninfo));
     let mut conn = connect_with_nonce(&cfg, Some(NONCE))
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
     let method = conn.info().auth_method;
-    let mut results = Vec::new();
-    for q in scenario.queries {
-        results.push(conn.simple_query(q).await);
+    let mut outcomes = Vec::new();
+    for step in scenario.steps {
+        outcomes.push(match step {
+            Step::Query(q) => Outcome::Query(conn.simple_query(q).await),
+            Step::CopyOut(sql) => Outcome::CopyOut(
+                async {
+                    let mut out = conn.copy_out(sql).await?;
+                    let bytes = out.collect_payloads().await?;
+                    Ok((bytes, out.rows().unwrap_or(0)))
+                }
+                .await,
+            ),
+            Step::CopyIn { sql, data } => Outcome::CopyIn(
+                async {
+                    let mut sink = conn.copy_in(sql).await?;
+                    sink.write(&data()).await?;
+                    sink.finish().await
+                }
+                .await,
+            ),
+            Step::CopyInFail { sql, data, reason } => Outcome::CopyIn(
+                async {
+                    let mut sink = conn.copy_in(sql).await?;
+                    sink.write(&data()).await?;
+                    Err(sink.fail(reason).await)
+                }
+                .await,
+            ),
+        });
     }
     conn.close().await.unwrap();
-    (method, results)
+    (method, outcomes)
 }
 
 /// Chunks seen by the recorder, in order, with their direction.
