@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod conn;
 pub mod conninfo;
+pub mod copy;
 pub mod error;
 pub mod tls;
 pub mod wire;
