@@ -8,6 +8,7 @@ pub mod conninfo;
 pub mod copy;
 pub mod error;
 pub mod tls;
+pub mod types;
 pub mod wire;
 
 pub use error::{Error, ErrorKind};
