@@ -7,6 +7,7 @@ pub mod conn;
 pub mod conninfo;
 pub mod copy;
 pub mod error;
+pub mod mask;
 pub mod tls;
 pub mod types;
 pub mod wire;
