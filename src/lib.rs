@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod config;
 pub mod conn;
 pub mod conninfo;
 pub mod copy;
