@@ -2,6 +2,7 @@
 //! (0 success, 1 run failed, 2 pre-flight refusal, 3 invalid configuration).
 
 mod ping;
+mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -39,11 +40,19 @@ pub enum Command {
         #[arg(default_value = "")]
         conninfo: String,
     },
+    /// Check a masking config file: its structure, every strategy and option, and whether
+    /// the masking key it needs is set. Exits 3 with file:line and what is wrong.
+    Validate {
+        /// The masking config file (TOML).
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
 }
 
 /// Runs the command and returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Ping { conninfo } => ping::run(&conninfo).await,
+        Command::Validate { config } => validate::run(&config),
     }
 }
