@@ -7,6 +7,7 @@ pub mod config;
 pub mod conn;
 pub mod conninfo;
 pub mod copy;
+pub mod engine;
 pub mod error;
 pub mod mask;
 pub mod tls;

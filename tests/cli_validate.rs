@@ -4,7 +4,11 @@
 use std::process::Command;
 
 fn validate(text: &str, key: Option<&str>) -> (i32, String, String) {
-    let dir = std::env::temp_dir().join(format!("privaci-validate-{}-{}", std::process::id(), text.len()));
+    let dir = std::env::temp_dir().join(format!(
+        "privaci-validate-{}-{}",
+        std::process::id(),
+        text.len()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("masking.toml");
     std::fs::write(&file, text).unwrap();
@@ -16,7 +20,11 @@ fn validate(text: &str, key: Option<&str>) -> (i32, String, String) {
     };
     let out = cmd.output().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -28,7 +36,10 @@ fn valid_config() {
 
 #[test]
 fn invalid_config_exits_3_with_the_place() {
-    let (code, _, stderr) = validate("[tables.customer.columns]\nemail = \"email\"\nssn = { strategy = \"redcat\" }\n", Some("a secret of enough length"));
+    let (code, _, stderr) = validate(
+        "[tables.customer.columns]\nemail = \"email\"\nssn = { strategy = \"redcat\" }\n",
+        Some("a secret of enough length"),
+    );
     assert_eq!(code, 3);
     assert!(stderr.contains("masking.toml:3: table \"public.customer\", column \"ssn\": unknown strategy \"redcat\""), "{stderr}");
 }
@@ -38,7 +49,10 @@ fn keyed_strategies_need_the_key() {
     let (code, _, stderr) = validate("[tables.customer.columns]\nemail = \"email\"\n", None);
     assert_eq!(code, 3);
     assert!(stderr.contains("PRIVACI_MASK_KEY is not set"), "{stderr}");
-    let (code, _, stderr) = validate("[tables.customer.columns]\nemail = \"email\"\n", Some("short"));
+    let (code, _, stderr) = validate(
+        "[tables.customer.columns]\nemail = \"email\"\n",
+        Some("short"),
+    );
     assert_eq!(code, 3);
     assert!(stderr.contains("at least 16 bytes"), "{stderr}");
     // Unkeyed strategies do not need it.

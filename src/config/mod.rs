@@ -12,6 +12,8 @@
 //! birth_date = { strategy = "date_shift", max_days = 30 }
 //! ```
 
+pub mod plan;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
@@ -54,12 +56,17 @@ pub struct ColumnRule {
 impl MaskingConfig {
     /// An empty config: every column kept.
     pub fn keep_all() -> MaskingConfig {
-        MaskingConfig { unlisted_columns: Unlisted::Keep, tables: Vec::new() }
+        MaskingConfig {
+            unlisted_columns: Unlisted::Keep,
+            tables: Vec::new(),
+        }
     }
 
     /// The rules for a table, if any.
     pub fn table(&self, schema: &str, table: &str) -> Option<&TableRules> {
-        self.tables.iter().find(|t| t.schema == schema && t.table == table)
+        self.tables
+            .iter()
+            .find(|t| t.schema == schema && t.table == table)
     }
 
     /// Reads and validates a config file.
@@ -75,54 +82,90 @@ impl MaskingConfig {
 
     /// Parses and validates config text; `file` names it in messages.
     pub fn parse(text: &str, file: &str) -> Result<MaskingConfig, ConfigError> {
-        let err = |span: Option<std::ops::Range<usize>>, place: Option<String>, message: String| ConfigError {
-            file: file.to_string(),
-            line: span.map(|s| line_of(text, s.start)),
-            place,
-            message,
+        let err = |span: Option<std::ops::Range<usize>>, place: Option<String>, message: String| {
+            ConfigError {
+                file: file.to_string(),
+                line: span.map(|s| line_of(text, s.start)),
+                place,
+                message,
+            }
         };
-        let raw: RawFile = toml::from_str(text).map_err(|e| err(e.span(), None, e.message().to_string()))?;
+        let raw: RawFile =
+            toml::from_str(text).map_err(|e| err(e.span(), None, e.message().to_string()))?;
         let unlisted_columns = match raw.masking.and_then(|m| m.unlisted_columns) {
             None => Unlisted::Keep,
             Some(v) => match v.get_ref().as_str() {
                 "keep" => Unlisted::Keep,
                 "fail" => Unlisted::Fail,
-                other => {
-                    return Err(err(
-                        Some(v.span()),
-                        None,
-                        format!("masking.unlisted_columns must be \"keep\" or \"fail\", not \"{other}\""),
-                    ))
-                }
+                other => return Err(err(
+                    Some(v.span()),
+                    None,
+                    format!(
+                        "masking.unlisted_columns must be \"keep\" or \"fail\", not \"{other}\""
+                    ),
+                )),
             },
         };
         let mut tables: Vec<TableRules> = Vec::new();
         for (name, table) in raw.tables.unwrap_or_default() {
-            let (schema, tname) = parse_qualified(name.get_ref())
-                .map_err(|m| err(Some(name.span()), Some(format!("table \"{}\"", name.get_ref())), m))?;
+            let (schema, tname) = parse_qualified(name.get_ref()).map_err(|m| {
+                err(
+                    Some(name.span()),
+                    Some(format!("table \"{}\"", name.get_ref())),
+                    m,
+                )
+            })?;
             let place_t = format!("table \"{schema}.{tname}\"");
-            if tables.iter().any(|t| t.schema == schema && t.table == tname) {
-                return Err(err(Some(name.span()), Some(place_t), "listed twice (names are compared after case folding of unquoted parts)".into()));
+            if tables
+                .iter()
+                .any(|t| t.schema == schema && t.table == tname)
+            {
+                return Err(err(
+                    Some(name.span()),
+                    Some(place_t),
+                    "listed twice (names are compared after case folding of unquoted parts)".into(),
+                ));
             }
             let mut columns: Vec<ColumnRule> = Vec::new();
             for (col, value) in table.into_inner().columns {
-                let column = parse_identifier(col.get_ref())
-                    .map_err(|m| err(Some(col.span()), Some(format!("{place_t}, column \"{}\"", col.get_ref())), m))?;
+                let column = parse_identifier(col.get_ref()).map_err(|m| {
+                    err(
+                        Some(col.span()),
+                        Some(format!("{place_t}, column \"{}\"", col.get_ref())),
+                        m,
+                    )
+                })?;
                 let place = format!("{place_t}, column \"{column}\"");
                 if columns.iter().any(|c| c.column == column) {
                     return Err(err(Some(col.span()), Some(place), "listed twice".into()));
                 }
-                let strategy = parse_strategy(value.get_ref(), true).map_err(|m| err(Some(value.span()), Some(place.clone()), m))?;
-                columns.push(ColumnRule { column, line: line_of(text, col.span().start), strategy });
+                let strategy = parse_strategy(value.get_ref(), true)
+                    .map_err(|m| err(Some(value.span()), Some(place.clone()), m))?;
+                columns.push(ColumnRule {
+                    column,
+                    line: line_of(text, col.span().start),
+                    strategy,
+                });
             }
-            tables.push(TableRules { schema, table: tname, line: line_of(text, name.span().start), columns });
+            tables.push(TableRules {
+                schema,
+                table: tname,
+                line: line_of(text, name.span().start),
+                columns,
+            });
         }
-        Ok(MaskingConfig { unlisted_columns, tables })
+        Ok(MaskingConfig {
+            unlisted_columns,
+            tables,
+        })
     }
 
     /// Whether any rule needs the masking key.
     pub fn needs_key(&self) -> bool {
-        self.tables.iter().flat_map(|t| &t.columns).any(|c| c.strategy.is_keyed())
+        self.tables
+            .iter()
+            .flat_map(|t| &t.columns)
+            .any(|c| c.strategy.is_keyed())
     }
 }
 
@@ -152,7 +195,11 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 #[derive(Deserialize)]
@@ -180,7 +227,9 @@ pub fn parse_identifier(s: &str) -> Result<String, String> {
     let parts = split_qualified(s)?;
     match parts.as_slice() {
         [one] => Ok(one.clone()),
-        _ => Err(format!("\"{s}\" is not a single column name; quote a name that holds a dot: '\"a.b\"'")),
+        _ => Err(format!(
+            "\"{s}\" is not a single column name; quote a name that holds a dot: '\"a.b\"'"
+        )),
     }
 }
 
@@ -190,7 +239,9 @@ pub fn parse_qualified(s: &str) -> Result<(String, String), String> {
     match parts.as_slice() {
         [table] => Ok(("public".to_string(), table.clone())),
         [schema, table] => Ok((schema.clone(), table.clone())),
-        _ => Err(format!("\"{s}\" is not a table name; write schema.table or table")),
+        _ => Err(format!(
+            "\"{s}\" is not a table name; write schema.table or table"
+        )),
     }
 }
 
@@ -246,11 +297,20 @@ fn parse_strategy(value: &Value, top_level: bool) -> Result<StrategySpec, String
             let name = match t.get("strategy") {
                 Some(Value::String(s)) => s.as_str(),
                 Some(_) => return Err("\"strategy\" must be a string".into()),
-                None => return Err(format!("a table entry needs `strategy = \"...\"` (one of: {STRATEGY_NAMES})")),
+                None => {
+                    return Err(format!(
+                        "a table entry needs `strategy = \"...\"` (one of: {STRATEGY_NAMES})"
+                    ))
+                }
             };
             (name, Some(t))
         }
-        other => return Err(format!("expected a strategy name or a table, found {}", other.type_str())),
+        other => {
+            return Err(format!(
+                "expected a strategy name or a table, found {}",
+                other.type_str()
+            ))
+        }
     };
     let allowed: &[&str] = match name {
         "fixed" => &["value"],
@@ -261,8 +321,13 @@ fn parse_strategy(value: &Value, top_level: bool) -> Result<StrategySpec, String
         "date_shift" => &["max_days"],
         "noise" => &["ratio"],
         "json" => &["paths"],
-        "keep" | "null" | "default" | "first_name" | "last_name" | "full_name" | "city" | "street_address" | "company" | "tokenize" => &[],
-        other => return Err(format!("unknown strategy \"{other}\" (strategies: {STRATEGY_NAMES})")),
+        "keep" | "null" | "default" | "first_name" | "last_name" | "full_name" | "city"
+        | "street_address" | "company" | "tokenize" => &[],
+        other => {
+            return Err(format!(
+                "unknown strategy \"{other}\" (strategies: {STRATEGY_NAMES})"
+            ))
+        }
     };
     let empty = toml::Table::new();
     let opts = options.unwrap_or(&empty);
@@ -271,7 +336,10 @@ fn parse_strategy(value: &Value, top_level: bool) -> Result<StrategySpec, String
             return Err(if allowed.is_empty() {
                 format!("strategy \"{name}\" takes no options, but \"{key}\" was given")
             } else {
-                format!("unknown option \"{key}\" for strategy \"{name}\" (options: {})", allowed.join(", "))
+                format!(
+                    "unknown option \"{key}\" for strategy \"{name}\" (options: {})",
+                    allowed.join(", ")
+                )
             });
         }
     }
@@ -279,22 +347,32 @@ fn parse_strategy(value: &Value, top_level: bool) -> Result<StrategySpec, String
         match opts.get(key) {
             None => Ok(default),
             Some(Value::Integer(i)) if *i >= min as i64 => Ok(*i as u64),
-            Some(Value::Integer(i)) => Err(format!("option \"{key}\" of \"{name}\" must be at least {min}, not {i}")),
-            Some(v) => Err(format!("option \"{key}\" of \"{name}\" must be an integer, not a {}", v.type_str())),
+            Some(Value::Integer(i)) => Err(format!(
+                "option \"{key}\" of \"{name}\" must be at least {min}, not {i}"
+            )),
+            Some(v) => Err(format!(
+                "option \"{key}\" of \"{name}\" must be an integer, not a {}",
+                v.type_str()
+            )),
         }
     };
     let boolean = |key: &str| -> Result<bool, String> {
         match opts.get(key) {
             None => Ok(false),
             Some(Value::Boolean(b)) => Ok(*b),
-            Some(v) => Err(format!("option \"{key}\" of \"{name}\" must be true or false, not a {}", v.type_str())),
+            Some(v) => Err(format!(
+                "option \"{key}\" of \"{name}\" must be true or false, not a {}",
+                v.type_str()
+            )),
         }
     };
     Ok(match name {
         "keep" => StrategySpec::Keep,
         "null" => StrategySpec::Null,
         "default" if top_level => StrategySpec::Default,
-        "default" => return Err("strategy \"default\" applies to whole columns, not JSON paths".into()),
+        "default" => {
+            return Err("strategy \"default\" applies to whole columns, not JSON paths".into())
+        }
         "first_name" => StrategySpec::FirstName,
         "last_name" => StrategySpec::LastName,
         "full_name" => StrategySpec::FullName,
@@ -308,7 +386,10 @@ fn parse_strategy(value: &Value, top_level: bool) -> Result<StrategySpec, String
                 Some(Value::Integer(i)) => i.to_string(),
                 Some(Value::Float(f)) => f.to_string(),
                 Some(Value::Boolean(b)) => b.to_string(),
-                Some(v) => return Err(format!("option \"value\" of \"fixed\" must be a string, number or boolean, not a {}", v.type_str())),
+                Some(v) => return Err(format!(
+                    "option \"value\" of \"fixed\" must be a string, number or boolean, not a {}",
+                    v.type_str()
+                )),
                 None => return Err("strategy \"fixed\" needs `value = ...`".into()),
             },
         },
@@ -318,7 +399,11 @@ fn parse_strategy(value: &Value, top_level: bool) -> Result<StrategySpec, String
             with: match opts.get("with") {
                 None => '*',
                 Some(Value::String(s)) if s.chars().count() == 1 => s.chars().next().unwrap_or('*'),
-                Some(_) => return Err("option \"with\" of \"redact\" must be a string of one character".into()),
+                Some(_) => {
+                    return Err(
+                        "option \"with\" of \"redact\" must be a string of one character".into(),
+                    )
+                }
             },
         },
         "hash" => StrategySpec::Hash {
@@ -326,32 +411,56 @@ fn parse_strategy(value: &Value, top_level: bool) -> Result<StrategySpec, String
                 None => HashEncoding::Hex,
                 Some(Value::String(s)) if s == "hex" => HashEncoding::Hex,
                 Some(Value::String(s)) if s == "base64" => HashEncoding::Base64,
-                Some(_) => return Err("option \"encoding\" of \"hash\" must be \"hex\" or \"base64\"".into()),
+                Some(_) => {
+                    return Err(
+                        "option \"encoding\" of \"hash\" must be \"hex\" or \"base64\"".into(),
+                    )
+                }
             },
-            length: opts.get("length").map(|_| uint("length", 0, 1)).transpose()?.map(|n| n as usize),
+            length: opts
+                .get("length")
+                .map(|_| uint("length", 0, 1))
+                .transpose()?
+                .map(|n| n as usize),
         },
-        "email" => StrategySpec::Email { keep_domain: boolean("keep_domain")? },
-        "digits" => StrategySpec::Digits { luhn: boolean("luhn")? },
-        "date_shift" => StrategySpec::DateShift { max_days: uint("max_days", 30, 1)?.min(u32::MAX as u64) as u32 },
+        "email" => StrategySpec::Email {
+            keep_domain: boolean("keep_domain")?,
+        },
+        "digits" => StrategySpec::Digits {
+            luhn: boolean("luhn")?,
+        },
+        "date_shift" => StrategySpec::DateShift {
+            max_days: uint("max_days", 30, 1)?.min(u32::MAX as u64) as u32,
+        },
         "noise" => StrategySpec::Noise {
             ratio: match opts.get("ratio") {
                 None => 0.1,
                 Some(Value::Float(f)) if *f > 0.0 && *f <= 10.0 => *f,
                 Some(Value::Integer(i)) if *i > 0 && *i <= 10 => *i as f64,
-                Some(_) => return Err("option \"ratio\" of \"noise\" must be a number above 0 and at most 10".into()),
+                Some(_) => {
+                    return Err(
+                        "option \"ratio\" of \"noise\" must be a number above 0 and at most 10"
+                            .into(),
+                    )
+                }
             },
         },
         "json" => {
             if !top_level {
-                return Err("strategy \"json\" cannot be nested inside another json strategy".into());
+                return Err(
+                    "strategy \"json\" cannot be nested inside another json strategy".into(),
+                );
             }
             let Some(Value::Table(paths)) = opts.get("paths") else {
-                return Err("strategy \"json\" needs `paths = { \"$.a.b\" = \"strategy\", ... }`".into());
+                return Err(
+                    "strategy \"json\" needs `paths = { \"$.a.b\" = \"strategy\", ... }`".into(),
+                );
             };
             let mut out = BTreeMap::new();
             for (path, spec) in paths {
                 crate::mask::json::parse_path(path)?;
-                let spec = parse_strategy(spec, false).map_err(|e| format!("path \"{path}\": {e}"))?;
+                let spec =
+                    parse_strategy(spec, false).map_err(|e| format!("path \"{path}\": {e}"))?;
                 out.insert(path.clone(), spec);
             }
             StrategySpec::Json { paths: out }
@@ -390,38 +499,70 @@ note  = { strategy = "fixed", value = "n/a" }
         let customer = c.table("public", "customer").unwrap();
         assert_eq!(customer.columns.len(), 5);
         let ssn = customer.columns.iter().find(|r| r.column == "ssn").unwrap();
-        assert_eq!(ssn.strategy, StrategySpec::Redact { keep_first: 0, keep_last: 4, with: '*' });
+        assert_eq!(
+            ssn.strategy,
+            StrategySpec::Redact {
+                keep_first: 0,
+                keep_last: 4,
+                with: '*'
+            }
+        );
         assert_eq!(ssn.line, 8);
-        assert!(c.table("public", "orders").is_some(), "bare names are in public");
+        assert!(
+            c.table("public", "orders").is_some(),
+            "bare names are in public"
+        );
         let big = c.table("Sales", "Big Table").unwrap();
         assert_eq!(big.columns[0].column, "Name");
         assert!(c.needs_key());
-        assert!(!MaskingConfig::parse("[tables.t.columns]\na = \"keep\"\nb = { strategy = \"redact\" }\n", "x").unwrap().needs_key());
+        assert!(!MaskingConfig::parse(
+            "[tables.t.columns]\na = \"keep\"\nb = { strategy = \"redact\" }\n",
+            "x"
+        )
+        .unwrap()
+        .needs_key());
     }
 
     fn error(text: &str) -> String {
-        MaskingConfig::parse(text, "m.toml").unwrap_err().to_string()
+        MaskingConfig::parse(text, "m.toml")
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn errors_name_file_line_table_column_and_problem() {
         let e = error("[tables.customer.columns]\nemail = \"emial\"\n");
-        assert!(e.starts_with("m.toml:2: table \"public.customer\", column \"email\": unknown strategy \"emial\""), "{e}");
+        assert!(
+            e.starts_with(
+                "m.toml:2: table \"public.customer\", column \"email\": unknown strategy \"emial\""
+            ),
+            "{e}"
+        );
         let e = error("[tables.customer.columns]\nssn = { strategy = \"redact\", keep_lst = 4 }\n");
         assert!(e.contains("m.toml:2:") && e.contains("unknown option \"keep_lst\" for strategy \"redact\" (options: keep_first, keep_last, with)"), "{e}");
-        let e = error("[tables.customer.columns]\nssn = { strategy = \"redact\", keep_last = \"4\" }\n");
+        let e = error(
+            "[tables.customer.columns]\nssn = { strategy = \"redact\", keep_last = \"4\" }\n",
+        );
         assert!(e.contains("must be an integer, not a string"), "{e}");
         let e = error("[tables.customer.columns]\nemail = \"email\"\nemail = \"keep\"\n");
-        assert!(e.contains("m.toml:3") && e.to_lowercase().contains("duplicate"), "{e}");
+        assert!(
+            e.contains("m.toml:3") && e.to_lowercase().contains("duplicate"),
+            "{e}"
+        );
         let e = error("[tables.customer.columns]\na = \"keep\"\n[tables.\"public.customer\".columns]\nb = \"keep\"\n");
         assert!(e.contains("listed twice"), "{e}");
         let e = error("[masking]\nunlisted_columns = \"maybe\"\n");
-        assert!(e.contains("m.toml:2") && e.contains("\"keep\" or \"fail\""), "{e}");
+        assert!(
+            e.contains("m.toml:2") && e.contains("\"keep\" or \"fail\""),
+            "{e}"
+        );
         let e = error("[tables.t.columns]\nc = { keep_last = 4 }\n");
         assert!(e.contains("needs `strategy"), "{e}");
         let e = error("[tables.t.columns]\nc = \"tokenize\"\n[tables.t.other]\n");
         assert!(e.contains("m.toml:3") || e.contains("unknown field"), "{e}");
-        let e = error("[tables.t.columns]\nc = { strategy = \"json\", paths = { \"a.b\" = \"email\" } }\n");
+        let e = error(
+            "[tables.t.columns]\nc = { strategy = \"json\", paths = { \"a.b\" = \"email\" } }\n",
+        );
         assert!(e.contains("must start with $"), "{e}");
         let e = error("[tables.t.columns]\nc = { strategy = \"noise\", ratio = -1 }\n");
         assert!(e.contains("above 0"), "{e}");

@@ -1,0 +1,73 @@
+//! One table's rows from source to target: forwarded as read when nothing is masked,
+//! rewritten by the mask plan otherwise. Memory is bounded by the read buffer, one output
+//! batch and the sink's frame, whatever the table size.
+
+use crate::conn::{CopyInSink, CopyOutStream};
+use crate::error::{Error, ErrorKind};
+use crate::mask::{MaskPlan, Rewriter};
+use crate::wire::copy_frames::CopyDataPayloads;
+
+/// Rewritten bytes are sent once this many have gathered.
+const OUTPUT_BATCH: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    pub rows: u64,
+    /// Binary COPY bytes read from the source.
+    pub bytes_in: u64,
+}
+
+/// Streams one binary COPY from `out` into `sink` and finishes the sink. `table` names the
+/// table in errors; a masking error names the row and column, never the value, and aborts the
+/// target COPY with CopyFail so nothing partial is committed.
+pub async fn stream_table(
+    table: &str,
+    out: &mut CopyOutStream<'_>,
+    mut sink: CopyInSink<'_>,
+    plan: MaskPlan,
+) -> Result<StreamStats, Error> {
+    let mut bytes_in = 0u64;
+    if plan.is_passthrough() {
+        while let Some(frames) = out.next_frames().await? {
+            bytes_in += frames.len() as u64;
+            sink.write_frames(&frames).await?;
+        }
+    } else {
+        let mut rewriter = Rewriter::new(plan);
+        while let Some(frames) = out.next_frames().await? {
+            bytes_in += frames.len() as u64;
+            for payload in CopyDataPayloads::new(&frames) {
+                if let Err(e) = rewriter.feed(payload) {
+                    let err = Error::new(
+                        ErrorKind::Protocol,
+                        format!("masking table {table} failed at {e}"),
+                    );
+                    let _ = sink.fail(&format!("privaci: masking failed at {e}")).await;
+                    return Err(err);
+                }
+            }
+            if rewriter.output().len() >= OUTPUT_BATCH {
+                sink.write(rewriter.output()).await?;
+                rewriter.output().clear();
+            }
+        }
+        if let Err(e) = rewriter.finish() {
+            let _ = sink.fail(&format!("privaci: {e}")).await;
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!("table {table}: {e}"),
+            ));
+        }
+        sink.write(rewriter.output()).await?;
+        rewriter.output().clear();
+    }
+    let rows = sink.finish().await?;
+    let rows_out = out.rows().unwrap_or(rows);
+    if rows != rows_out {
+        return Err(Error::new(
+            ErrorKind::Protocol,
+            format!("table {table}: the source sent {rows_out} rows but the target loaded {rows}"),
+        ));
+    }
+    Ok(StreamStats { rows, bytes_in })
+}
