@@ -97,13 +97,15 @@ impl MaskingConfig {
             Some(v) => match v.get_ref().as_str() {
                 "keep" => Unlisted::Keep,
                 "fail" => Unlisted::Fail,
-                other => return Err(err(
-                    Some(v.span()),
-                    None,
-                    format!(
+                other => {
+                    return Err(err(
+                        Some(v.span()),
+                        None,
+                        format!(
                         "masking.unlisted_columns must be \"keep\" or \"fail\", not \"{other}\""
                     ),
-                )),
+                    ))
+                }
             },
         };
         let mut tables: Vec<TableRules> = Vec::new();
@@ -386,10 +388,12 @@ fn parse_strategy(value: &Value, top_level: bool) -> Result<StrategySpec, String
                 Some(Value::Integer(i)) => i.to_string(),
                 Some(Value::Float(f)) => f.to_string(),
                 Some(Value::Boolean(b)) => b.to_string(),
-                Some(v) => return Err(format!(
+                Some(v) => {
+                    return Err(format!(
                     "option \"value\" of \"fixed\" must be a string, number or boolean, not a {}",
                     v.type_str()
-                )),
+                ))
+                }
                 None => return Err("strategy \"fixed\" needs `value = ...`".into()),
             },
         },
