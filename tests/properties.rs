@@ -186,7 +186,7 @@ proptest! {
 #[test]
 fn bijective_strategies_are_bijective_on_samples() {
     let k = key(b"bijectivity sample key");
-    let mut check = |kind: TypeKind, spec: StrategySpec, inputs: Vec<Vec<u8>>| {
+    let check = |kind: TypeKind, spec: StrategySpec, inputs: Vec<Vec<u8>>| {
         let mut s = build(&spec, &ColumnSpec::new("c", kind.clone()), Some(&k)).unwrap();
         let mut seen = HashSet::new();
         for input in &inputs {
