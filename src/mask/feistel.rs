@@ -106,6 +106,14 @@ impl Class {
     }
 }
 
+/// Buffers a text permutation reuses from call to call, so masking allocates nothing per row.
+#[derive(Default)]
+pub struct TextWork {
+    digits: Vec<(Class, u32)>,
+    pattern: Vec<u8>,
+    half: Vec<u8>,
+}
+
 /// A keyed permutation of strings that keeps each position's class: ASCII lower-case letters
 /// stay lower-case letters, upper-case stay upper-case, digits stay digits, and every other
 /// character stays as it is. Distinct inputs give distinct outputs.
@@ -113,35 +121,33 @@ impl Class {
 /// The class digits are split in two halves; each round adds (per position, modulo its radix)
 /// pseudo-random digits derived from the other half, alternating halves. Every round can be
 /// undone by subtracting, so the whole is a bijection on strings of the same class pattern.
-pub fn permute_text(prf: &Prf, input: &str, out: &mut String) {
-    let mut positions: Vec<(Class, u32)> = Vec::with_capacity(input.len());
+pub fn permute_text(prf: &Prf, input: &str, out: &mut String, work: &mut TextWork) {
+    work.digits.clear();
+    work.digits.extend(input.chars().filter_map(Class::of));
+    mix_digits(prf, work, false);
+    let mut it = work.digits.iter();
     for c in input.chars() {
-        if let Some(cd) = Class::of(c) {
-            positions.push(cd);
-        }
-    }
-    mix_digits(prf, &mut positions, false);
-    let mut it = positions.into_iter();
-    for c in input.chars() {
-        if Class::of(c).is_some() {
-            let (class, d) = it.next().unwrap_or((Class::Lower, 0));
-            out.push(class.char(d));
-        } else {
-            out.push(c);
+        match (Class::of(c), it.clone().next()) {
+            (Some(_), Some(&(class, d))) => {
+                it.next();
+                out.push(class.char(d));
+            }
+            _ => out.push(c),
         }
     }
 }
 
 /// The inverse of `permute_text` (for tests).
 pub fn unpermute_text(prf: &Prf, input: &str) -> String {
-    let mut positions: Vec<(Class, u32)> = input.chars().filter_map(Class::of).collect();
-    mix_digits(prf, &mut positions, true);
-    let mut it = positions.into_iter();
+    let mut work = TextWork::default();
+    work.digits.extend(input.chars().filter_map(Class::of));
+    mix_digits(prf, &mut work, true);
+    let mut it = work.digits.iter();
     input
         .chars()
         .map(|c| {
             if Class::of(c).is_some() {
-                it.next().map(|(cl, d)| cl.char(d)).unwrap_or(c)
+                it.next().map(|&(cl, d)| cl.char(d)).unwrap_or(c)
             } else {
                 c
             }
@@ -149,36 +155,34 @@ pub fn unpermute_text(prf: &Prf, input: &str) -> String {
         .collect()
 }
 
-fn mix_digits(prf: &Prf, digits: &mut [(Class, u32)], inverse: bool) {
-    let n = digits.len();
+fn mix_digits(prf: &Prf, work: &mut TextWork, inverse: bool) {
+    let n = work.digits.len();
     if n == 0 {
         return;
     }
     let split = n / 2;
     // The class pattern is a tweak: strings of different shapes get unrelated permutations.
-    let pattern: Vec<u8> = digits.iter().map(|(c, _)| *c as u8).collect();
-    let rounds: Vec<u8> = if inverse {
-        (0..ROUNDS).rev().collect()
-    } else {
-        (0..ROUNDS).collect()
-    };
-    let mut scratch = Vec::with_capacity(n);
-    for round in rounds {
+    work.pattern.clear();
+    work.pattern
+        .extend(work.digits.iter().map(|(c, _)| *c as u8));
+    for step in 0..ROUNDS {
+        let round = if inverse { ROUNDS - 1 - step } else { step };
+        // With one position the source half of some rounds is empty: the round then adds a
+        // keyed constant, still a bijection.
         let (source, target) = if round % 2 == 0 {
             (split..n, 0..split)
         } else {
             (0..split, split..n)
         };
-        // With one position the source half of some rounds is empty: the round then adds a
-        // keyed constant, still a bijection.
-        scratch.clear();
-        scratch.extend(digits[source].iter().map(|(_, d)| *d as u8));
-        let mut stream = KeyStream::new(prf, &[&[round], &pattern, &scratch]);
+        work.half.clear();
+        work.half
+            .extend(work.digits[source].iter().map(|(_, d)| *d as u8));
+        let mut stream = KeyStream::new(prf, &[&[round], &work.pattern, &work.half]);
         for i in target {
-            let (class, d) = digits[i];
+            let (class, d) = work.digits[i];
             let r = class.radix();
             let k = stream.next_below(r);
-            digits[i].1 = if inverse {
+            work.digits[i].1 = if inverse {
                 (d + r - k) % r
             } else {
                 (d + k) % r
@@ -266,7 +270,7 @@ mod tests {
     fn text_permutation_keeps_classes_and_is_invertible() {
         let p = prf();
         let mut out = String::new();
-        permute_text(&p, "Alice.Smith-42@x", &mut out);
+        permute_text(&p, "Alice.Smith-42@x", &mut out, &mut TextWork::default());
         assert_eq!(out.len(), 16);
         for (a, b) in "Alice.Smith-42@x".chars().zip(out.chars()) {
             assert_eq!(
@@ -285,7 +289,7 @@ mod tests {
         for a in 'a'..='z' {
             for b in 'a'..='z' {
                 let mut o = String::new();
-                permute_text(&p, &format!("{a}{b}"), &mut o);
+                permute_text(&p, &format!("{a}{b}"), &mut o, &mut TextWork::default());
                 seen.insert(o);
             }
         }

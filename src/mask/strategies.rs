@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::{BufMut, BytesMut};
 
-use super::feistel::{permute_bits, permute_signed, permute_text};
+use super::feistel::{permute_bits, permute_signed, permute_text, TextWork};
 use super::key::{MaskKey, Prf};
 use super::lists;
 use super::spec::{ColumnSpec, HashEncoding, StrategySpec};
@@ -107,6 +107,7 @@ pub fn build(
                 domains: HashMap::new(),
                 col: col.clone(),
                 scratch: String::new(),
+                work: TextWork::default(),
             })
         }
         StrategySpec::FirstName
@@ -182,6 +183,7 @@ pub fn build(
                 prf: need_key()?.prf("tokenize"),
                 col: col.clone(),
                 scratch: String::new(),
+                work: TextWork::default(),
             })
         }
         StrategySpec::Json { paths } => {
@@ -371,7 +373,15 @@ impl Strategy for Hash {
             return Ok(Outcome::Value);
         }
         let mut s = match self.encoding {
-            HashEncoding::Hex => h.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            HashEncoding::Hex => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let mut s = String::with_capacity(64);
+                for b in h {
+                    s.push(HEX[(b >> 4) as usize] as char);
+                    s.push(HEX[(b & 15) as usize] as char);
+                }
+                s
+            }
             HashEncoding::Base64 => B64.encode(h),
         };
         if let Some(n) = self.length {
@@ -390,6 +400,7 @@ struct Email {
     domains: HashMap<String, String>,
     col: ColumnSpec,
     scratch: String,
+    work: TextWork,
 }
 
 const DOMAIN_CACHE: usize = 4096;
@@ -399,9 +410,9 @@ impl Strategy for Email {
         let text = text_of(input, &self.col)?;
         let mut s = std::mem::take(&mut self.scratch);
         match text.rfind('@') {
-            None => permute_text(&self.local, text, &mut s),
+            None => permute_text(&self.local, text, &mut s, &mut self.work),
             Some(at) => {
-                permute_text(&self.local, &text[..at], &mut s);
+                permute_text(&self.local, &text[..at], &mut s, &mut self.work);
                 s.push('@');
                 let domain = &text[at + 1..];
                 if self.keep_domain {
@@ -415,7 +426,7 @@ impl Strategy for Email {
                         None => (domain, ""),
                     };
                     let mut masked = String::with_capacity(domain.len());
-                    permute_text(&self.domain, body, &mut masked);
+                    permute_text(&self.domain, body, &mut masked, &mut self.work);
                     masked.push_str(tld);
                     s.push_str(&masked);
                     if self.domains.len() < DOMAIN_CACHE {
@@ -723,6 +734,7 @@ struct Tokenize {
     prf: Prf,
     col: ColumnSpec,
     scratch: String,
+    work: TextWork,
 }
 
 impl Strategy for Tokenize {
@@ -748,7 +760,7 @@ impl Strategy for Tokenize {
             _ => {
                 let text = text_of(input, &self.col)?;
                 let mut s = std::mem::take(&mut self.scratch);
-                permute_text(&self.prf, text, &mut s);
+                permute_text(&self.prf, text, &mut s, &mut self.work);
                 self.scratch = put_text(s, &self.col, out);
             }
         }
