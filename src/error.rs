@@ -23,6 +23,9 @@ pub enum ErrorKind {
     Protocol,
     /// The connection broke or was closed.
     Io,
+    /// Masking a row failed, or the COPY data to mask was malformed (the message names the
+    /// table, row and column, never the value).
+    Mask,
 }
 
 pub struct Error {

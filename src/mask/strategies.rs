@@ -715,19 +715,57 @@ fn noise_numeric(n: &Numeric, r: f64, limit: Option<(u32, u32)>) -> Numeric {
     Numeric::from_decimal_str(&s).unwrap_or_else(|| n.clone())
 }
 
-/// Rounds or pads a numeric to `scale` fraction digits; `None` if it then needs more than
-/// `precision` digits.
+/// Rounds (half away from zero) or pads a numeric to `scale` fraction digits, exactly on its
+/// decimal digits; `None` if it then needs more than `precision` digits.
 fn fit_numeric_scale(n: &Numeric, precision: u32, scale: u32) -> Option<Numeric> {
-    let v: f64 = n.to_string().parse().ok()?;
-    let s = format!("{v:.*}", scale as usize);
-    let digits = s
-        .trim_start_matches('-')
-        .replace('.', "")
-        .trim_start_matches('0')
-        .len();
-    (digits as u32 <= precision)
-        .then(|| Numeric::from_decimal_str(&s))
-        .flatten()
+    let text = n.to_string();
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, text.as_str()),
+    };
+    let (int_part, frac) = body.split_once('.').unwrap_or((body, ""));
+    let scale = scale as usize;
+    let mut digits: Vec<u8> = int_part
+        .bytes()
+        .chain(frac.bytes().chain(std::iter::repeat(b'0')).take(scale))
+        .map(|b| b - b'0')
+        .collect();
+    if frac.len() > scale && frac.as_bytes()[scale] >= b'5' {
+        // Carry the rounding up through the kept digits.
+        let mut i = digits.len();
+        loop {
+            if i == 0 {
+                digits.insert(0, 1);
+                break;
+            }
+            i -= 1;
+            if digits[i] == 9 {
+                digits[i] = 0;
+            } else {
+                digits[i] += 1;
+                break;
+            }
+        }
+    }
+    let split = digits.len() - scale;
+    let int_digits: String = digits[..split].iter().map(|d| (b'0' + d) as char).collect();
+    let int_digits = int_digits.trim_start_matches('0');
+    if int_digits.len() + scale > precision as usize {
+        return None;
+    }
+    let frac_digits: String = digits[split..].iter().map(|d| (b'0' + d) as char).collect();
+    let s = format!(
+        "{}{}{}{}",
+        if negative { "-" } else { "" },
+        if int_digits.is_empty() {
+            "0"
+        } else {
+            int_digits
+        },
+        if scale > 0 { "." } else { "" },
+        frac_digits
+    );
+    Numeric::from_decimal_str(&s)
 }
 
 struct Tokenize {
@@ -922,6 +960,49 @@ mod tests {
         let col = ColumnSpec::new("i", TypeKind::Int2);
         let out = run(&spec, &col, &i16::MAX.to_be_bytes());
         assert!(i16::from_be_bytes(out[..].try_into().unwrap()) >= (i16::MAX as f64 * 0.9) as i16);
+    }
+
+    #[test]
+    fn fixed_numeric_is_rounded_exactly() {
+        let col = ColumnSpec::from_type_name("n", "numeric(20,2)", false).unwrap();
+        let out = run(
+            &StrategySpec::Fixed {
+                value: "123456789012345678.125".into(),
+            },
+            &col,
+            b"",
+        );
+        assert_eq!(
+            decode(&TypeKind::Numeric, &out).unwrap().to_string(),
+            "123456789012345678.13"
+        );
+        let out = run(
+            &StrategySpec::Fixed {
+                value: "-9.995".into(),
+            },
+            &col,
+            b"",
+        );
+        assert_eq!(
+            decode(&TypeKind::Numeric, &out).unwrap().to_string(),
+            "-10.00"
+        );
+        let out = run(&StrategySpec::Fixed { value: "7".into() }, &col, b"");
+        assert_eq!(
+            decode(&TypeKind::Numeric, &out).unwrap().to_string(),
+            "7.00"
+        );
+        let small = ColumnSpec::from_type_name("n", "numeric(4,2)", false).unwrap();
+        assert!(build(
+            &StrategySpec::Fixed {
+                value: "99.995".into()
+            },
+            &small,
+            None
+        )
+        .err()
+        .unwrap()
+        .contains("does not fit numeric(4,2)"));
     }
 
     #[test]
