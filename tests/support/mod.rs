@@ -477,3 +477,19 @@ impl Cluster {
         .stdout
     }
 }
+
+/// Loads the MedicalHelpDesk fixture into `db` as role `owner` (a non-superuser), at `scale`.
+pub fn load_fixture(c: &Cluster, db: &str, owner: &str, scale: u32) {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/medicalhelpdesk.sql");
+    let out = Command::new(c.bindir.join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-h"])
+        .arg(&c.sock)
+        .args(["-p", &c.port.to_string(), "-d", db, "-v", &format!("scale={scale}")])
+        .arg("-c")
+        .arg(format!("SET ROLE {owner}"))
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .expect("could not run psql");
+    assert!(out.status.success(), "loading the fixture failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
