@@ -2,6 +2,7 @@
 //! Layers, lowest first: wire, auth, tls, conninfo, conn, cli.
 
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod conn;
@@ -10,6 +11,7 @@ pub mod copy;
 pub mod engine;
 pub mod error;
 pub mod mask;
+pub mod schema;
 pub mod tls;
 pub mod types;
 pub mod wire;

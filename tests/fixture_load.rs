@@ -12,6 +12,9 @@ fn fixture_loads_as_a_non_superuser() {
     assert_eq!(count("SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'raw_events'"), "24");
     assert_eq!(count("SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'patient_visits'"), "4");
     assert_eq!(count("SELECT count(*) FROM public.patients"), "300");
-    assert_eq!(count("SELECT count(*) FROM clinical.patient_visits_other"), "120");
+    assert_eq!(
+        count("SELECT count(*) FROM clinical.patient_visits_other"),
+        "120"
+    );
     assert_eq!(count("SELECT rolsuper FROM pg_roles r JOIN pg_class c ON c.relowner = r.oid WHERE c.relname = 'patients'"), "f");
 }

@@ -480,16 +480,56 @@ impl Cluster {
 
 /// Loads the MedicalHelpDesk fixture into `db` as role `owner` (a non-superuser), at `scale`.
 pub fn load_fixture(c: &Cluster, db: &str, owner: &str, scale: u32) {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/medicalhelpdesk.sql");
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/medicalhelpdesk.sql");
     let out = Command::new(c.bindir.join("psql"))
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-h"])
         .arg(&c.sock)
-        .args(["-p", &c.port.to_string(), "-d", db, "-v", &format!("scale={scale}")])
+        .args([
+            "-p",
+            &c.port.to_string(),
+            "-d",
+            db,
+            "-v",
+            &format!("scale={scale}"),
+        ])
         .arg("-c")
         .arg(format!("SET ROLE {owner}"))
         .arg("-f")
         .arg(&file)
         .output()
         .expect("could not run psql");
-    assert!(out.status.success(), "loading the fixture failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "loading the fixture failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Cluster {
+    /// `pg_dump --schema-only --no-owner --no-privileges` of `db`: the witness of schema
+    /// fidelity (ownership and grants differ by design when cloning as another role).
+    pub fn pg_dump_schema(&self, db: &str) -> String {
+        let out = run(
+            Command::new(self.bindir.join("pg_dump"))
+                .args([
+                    "--schema-only",
+                    "--no-owner",
+                    "--no-privileges",
+                    "-U",
+                    "postgres",
+                    "-h",
+                ])
+                .arg(&self.sock)
+                .args(["-p", &self.port.to_string(), "-d", db]),
+            "pg_dump",
+        );
+        // `\restrict KEY` / `\unrestrict KEY` carry a random key per dump (a psql safety
+        // measure): the only lines that must differ between two dumps.
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
 }

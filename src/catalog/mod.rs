@@ -1,0 +1,313 @@
+//! Introspection of a database through `pg_catalog`, with simple queries, into a model the
+//! schema and engine layers use. Definitions come from the server's own deparsers
+//! (`pg_get_*def`, `pg_get_expr`, `format_type`) and names from `quote_ident`, so what is
+//! rebuilt elsewhere is what the server would write itself. Objects that belong to
+//! extensions are left to `CREATE EXTENSION`.
+
+mod queries;
+
+pub use queries::quote_literal;
+
+use crate::conn::Connection;
+use crate::error::{Error, ErrorKind};
+
+pub use queries::load;
+
+/// A schema-qualified name, raw (for comparisons and messages) and quoted (for SQL).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QualifiedName {
+    pub schema: String,
+    pub name: String,
+    /// `"schema"."name"` as `quote_ident` writes each part.
+    pub quoted: String,
+}
+
+impl std::fmt::Display for QualifiedName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schema {
+    pub name: String,
+    pub quoted: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extension {
+    pub name: String,
+    pub schema: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TypeDef {
+    Enum {
+        labels: Vec<String>,
+    },
+    /// The base type as `format_type` writes it; checks as (quoted name, definition).
+    Domain {
+        base: String,
+        not_null: bool,
+        default: Option<String>,
+        collation: Option<String>,
+        checks: Vec<(String, String)>,
+    },
+    /// Attributes as (quoted name, type).
+    Composite {
+        attributes: Vec<(String, String)>,
+    },
+    /// The subtype and the other options, as `CREATE TYPE ... AS RANGE` takes them.
+    Range {
+        subtype: String,
+        options: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserType {
+    pub oid: u32,
+    pub name: QualifiedName,
+    pub def: TypeDef,
+    /// User types this one is built on (OIDs), for ordering.
+    pub depends_on: Vec<u32>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sequence {
+    pub name: QualifiedName,
+    pub data_type: String,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    pub cache: i64,
+    pub cycle: bool,
+    /// The column that owns it: (table, quoted column name).
+    pub owned_by: Option<(QualifiedName, String)>,
+    /// Created by an identity column, not by CREATE SEQUENCE.
+    pub identity: bool,
+    /// `last_value` and `is_called`, read from the sequence itself.
+    pub last_value: Option<(i64, bool)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub quoted: String,
+    pub attnum: i16,
+    /// As `format_type(atttypid, atttypmod)` writes it.
+    pub type_name: String,
+    pub type_oid: u32,
+    /// `COLLATE "x"` when it differs from the type's default.
+    pub collation: Option<String>,
+    pub not_null: bool,
+    pub default: Option<String>,
+    /// `a` (ALWAYS) or `d` (BY DEFAULT) for identity columns.
+    pub identity: Option<char>,
+    /// The expression of a STORED generated column.
+    pub generated: Option<String>,
+    /// Declared in this table rather than inherited from a partitioned parent.
+    pub is_local: bool,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintKind {
+    PrimaryKey,
+    Unique,
+    Check,
+    ForeignKey,
+    Exclusion,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Constraint {
+    pub name: String,
+    pub quoted: String,
+    pub kind: ConstraintKind,
+    /// As `pg_get_constraintdef` writes it.
+    pub definition: String,
+    /// Declared on this table (not only inherited).
+    pub is_local: bool,
+    /// Cloned from a constraint of the partitioned parent.
+    pub inherited_from_parent: bool,
+    /// The index behind a primary key, unique or exclusion constraint.
+    pub index: Option<QualifiedName>,
+    pub columns: Vec<String>,
+    /// Foreign keys: the referenced table and columns.
+    pub references: Option<(QualifiedName, Vec<String>)>,
+    pub validated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionStrategy {
+    Range,
+    List,
+    Hash,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub oid: u32,
+    pub name: QualifiedName,
+    pub unlogged: bool,
+    pub columns: Vec<Column>,
+    pub constraints: Vec<Constraint>,
+    /// For a partitioned table: its strategy and `PARTITION BY` clause.
+    pub partitioning: Option<(PartitionStrategy, String)>,
+    /// For a partition: its parent and its bound (`FOR VALUES ...` or `DEFAULT`), verbatim.
+    pub parent: Option<QualifiedName>,
+    pub bound: Option<String>,
+    pub estimated_rows: i64,
+    /// Table size including TOAST, without indexes.
+    pub size_bytes: i64,
+    pub comment: Option<String>,
+    /// Whether the connected role may read it.
+    pub readable: bool,
+}
+
+impl Table {
+    pub fn is_partitioned(&self) -> bool {
+        self.partitioning.is_some()
+    }
+
+    pub fn primary_key(&self) -> Option<&Constraint> {
+        self.constraints
+            .iter()
+            .find(|c| c.kind == ConstraintKind::PrimaryKey)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Index {
+    pub name: QualifiedName,
+    pub table: QualifiedName,
+    /// As `pg_get_indexdef` writes it (`ON ONLY` for a partitioned table's index).
+    pub definition: String,
+    /// Backs a primary key, unique or exclusion constraint (created with the constraint).
+    pub constraint: Option<String>,
+    /// The partitioned index this one is attached to.
+    pub parent: Option<QualifiedName>,
+    pub unique: bool,
+    pub columns: Vec<String>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    pub name: QualifiedName,
+    pub definition: String,
+    pub materialized: bool,
+    pub populated: bool,
+    pub comment: Option<String>,
+    pub oid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Function {
+    pub name: QualifiedName,
+    /// As `pg_get_function_identity_arguments` writes them.
+    pub arguments: String,
+    /// As `pg_get_functiondef` writes it.
+    pub definition: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trigger {
+    pub table: QualifiedName,
+    pub name: String,
+    pub definition: String,
+}
+
+/// Everything a clone reads from a database.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Catalog {
+    pub server_version_num: u32,
+    pub schemas: Vec<Schema>,
+    pub extensions: Vec<Extension>,
+    pub types: Vec<UserType>,
+    pub sequences: Vec<Sequence>,
+    pub tables: Vec<Table>,
+    pub indexes: Vec<Index>,
+    pub views: Vec<View>,
+    pub functions: Vec<Function>,
+    pub triggers: Vec<Trigger>,
+    /// Objects that cannot be cloned, for pre-flight to list (kind, name, why).
+    pub unsupported: Vec<(String, String, String)>,
+}
+
+impl Catalog {
+    pub fn table(&self, schema: &str, name: &str) -> Option<&Table> {
+        self.tables
+            .iter()
+            .find(|t| t.name.schema == schema && t.name.name == name)
+    }
+
+    /// The partitions of a partitioned table, in bound order as the catalog lists them.
+    pub fn children<'a>(
+        &'a self,
+        parent: &'a QualifiedName,
+    ) -> impl Iterator<Item = &'a Table> + 'a {
+        self.tables
+            .iter()
+            .filter(move |t| t.parent.as_ref() == Some(parent))
+    }
+
+    /// Tables whose rows are copied: ordinary tables and partitions (not partitioned parents).
+    pub fn data_tables(&self) -> impl Iterator<Item = &Table> {
+        self.tables.iter().filter(|t| !t.is_partitioned())
+    }
+}
+
+/// Which schemas and tables to take.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only these schemas (empty: all but the system's).
+    pub include_schemas: Vec<String>,
+    pub exclude_schemas: Vec<String>,
+    /// `schema.table` names to leave out.
+    pub exclude_tables: Vec<String>,
+}
+
+impl Filter {
+    pub fn takes_schema(&self, schema: &str) -> bool {
+        (self.include_schemas.is_empty() || self.include_schemas.iter().any(|s| s == schema))
+            && !self.exclude_schemas.iter().any(|s| s == schema)
+    }
+
+    pub fn takes_table(&self, schema: &str, table: &str) -> bool {
+        self.takes_schema(schema)
+            && !self
+                .exclude_tables
+                .iter()
+                .any(|t| t == &format!("{schema}.{table}"))
+    }
+}
+
+pub(crate) fn catalog_error(what: &str, e: Error) -> Error {
+    Error::new(
+        e.kind(),
+        format!("reading the catalog ({what}) failed: {e}"),
+    )
+}
+
+pub(crate) fn bad_row(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Protocol,
+        format!("unexpected row shape while reading {what} from the catalog"),
+    )
+}
+
+/// Reads the server version as an integer (150018 for 15.18).
+pub async fn server_version_num(conn: &mut Connection) -> Result<u32, Error> {
+    let rows = conn.query_text("SHOW server_version_num").await?;
+    rows.first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| bad_row("server_version_num"))
+}

@@ -1,0 +1,461 @@
+//! The catalog queries. Each returns text rows that are parsed into the model; lists of
+//! names are joined with the unit separator (0x1f), which no identifier contains in practice.
+
+use std::collections::HashMap;
+
+use super::*;
+
+const SYSTEM: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'";
+const SEP: char = '\u{1f}';
+
+fn not_extension_member(class: &str, oid: &str) -> String {
+    format!("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{class}'::regclass AND d.objid = {oid} AND d.deptype = 'e')")
+}
+
+type Row = Vec<Option<String>>;
+
+struct Get<'a>(&'a Row, &'static str);
+
+impl Get<'_> {
+    fn s(&self, i: usize) -> Result<String, Error> {
+        self.0
+            .get(i)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| bad_row(self.1))
+    }
+    fn opt(&self, i: usize) -> Option<String> {
+        self.0.get(i).cloned().flatten()
+    }
+    fn i64(&self, i: usize) -> Result<i64, Error> {
+        self.s(i)?.parse().map_err(|_| bad_row(self.1))
+    }
+    fn u32(&self, i: usize) -> Result<u32, Error> {
+        self.s(i)?.parse().map_err(|_| bad_row(self.1))
+    }
+    fn bool(&self, i: usize) -> Result<bool, Error> {
+        Ok(self.s(i)? == "t")
+    }
+    fn list(&self, i: usize) -> Vec<String> {
+        self.opt(i)
+            .map(|s| s.split(SEP).map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+    fn name(&self, schema: usize) -> Result<QualifiedName, Error> {
+        Ok(QualifiedName {
+            schema: self.s(schema)?,
+            name: self.s(schema + 1)?,
+            quoted: self.s(schema + 2)?,
+        })
+    }
+    fn opt_name(&self, schema: usize) -> Result<Option<QualifiedName>, Error> {
+        if self.opt(schema).is_none() {
+            return Ok(None);
+        }
+        self.name(schema).map(Some)
+    }
+}
+
+async fn rows(conn: &mut Connection, what: &str, sql: &str) -> Result<Vec<Row>, Error> {
+    conn.query_text(sql)
+        .await
+        .map_err(|e| catalog_error(what, e))
+}
+
+/// Reads the whole catalog model, then keeps what `filter` takes.
+pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Error> {
+    let mut cat = Catalog {
+        server_version_num: server_version_num(conn).await?,
+        ..Catalog::default()
+    };
+
+    for r in rows(conn, "schemas", &format!(
+        "SELECT n.nspname, quote_ident(n.nspname), obj_description(n.oid, 'pg_namespace') FROM pg_namespace n
+         WHERE {SYSTEM} AND {} ORDER BY 1", not_extension_member("pg_namespace", "n.oid"))).await?
+    {
+        let g = Get(&r, "schemas");
+        cat.schemas.push(Schema { name: g.s(0)?, quoted: g.s(1)?, comment: g.opt(2) });
+    }
+
+    for r in rows(conn, "extensions", "SELECT e.extname, n.nspname, e.extversion FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql' ORDER BY 1").await? {
+        let g = Get(&r, "extensions");
+        cat.extensions.push(Extension { name: g.s(0)?, schema: g.s(1)?, version: g.s(2)? });
+    }
+
+    load_types(conn, &mut cat).await?;
+    load_sequences(conn, &mut cat).await?;
+    load_tables(conn, &mut cat).await?;
+    load_indexes(conn, &mut cat).await?;
+
+    for r in rows(conn, "views", &format!(
+        "SELECT c.oid, n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind = 'm', c.relispopulated,
+                pg_get_viewdef(c.oid), obj_description(c.oid, 'pg_class')
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('v', 'm') AND {SYSTEM} AND {} ORDER BY c.oid", not_extension_member("pg_class", "c.oid"))).await?
+    {
+        let g = Get(&r, "views");
+        cat.views.push(View { oid: g.u32(0)?, name: g.name(1)?, materialized: g.bool(4)?, populated: g.bool(5)?, definition: g.s(6)?, comment: g.opt(7) });
+    }
+
+    for r in rows(conn, "functions", &format!(
+        "SELECT n.nspname, p.proname, quote_ident(n.nspname) || '.' || quote_ident(p.proname), pg_get_function_identity_arguments(p.oid),
+                CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) END, obj_description(p.oid, 'pg_proc'), p.prokind
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE {SYSTEM} AND {} ORDER BY p.oid",
+        // Range constructors and the like depend internally on their type: they come with it.
+        not_extension_member("pg_proc", "p.oid").replace("deptype = 'e'", "deptype IN ('e', 'i')"))).await?
+    {
+        let g = Get(&r, "functions");
+        match g.opt(4) {
+            Some(definition) => cat.functions.push(Function { name: g.name(0)?, arguments: g.s(3)?, definition, comment: g.opt(5) }),
+            None => cat.unsupported.push(("aggregate or window function".into(), format!("{}({})", g.name(0)?, g.s(3)?), "privaci does not recreate aggregates; create it on the target by hand".into())),
+        }
+    }
+
+    for r in rows(conn, "triggers", &format!(
+        "SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), t.tgname, pg_get_triggerdef(t.oid)
+         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND {SYSTEM} ORDER BY 1, 2, 4")).await?
+    {
+        let g = Get(&r, "triggers");
+        cat.triggers.push(Trigger { table: g.name(0)?, name: g.s(3)?, definition: g.s(4)? });
+    }
+
+    for r in rows(conn, "unsupported objects", &format!(
+        "SELECT 'foreign table', quote_ident(n.nspname) || '.' || quote_ident(c.relname), 'foreign tables are not cloned'
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'f' AND {SYSTEM}
+         UNION ALL
+         SELECT 'table inheritance', quote_ident(n.nspname) || '.' || quote_ident(c.relname), 'INHERITS (not partitioning) is not cloned'
+           FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE NOT c.relispartition AND c.relkind = 'r' AND {SYSTEM}
+         UNION ALL
+         SELECT 'row security policy', format('%I on %I.%I', p.polname, n.nspname, c.relname), 'policies are not cloned; recreate them on the target'
+           FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {SYSTEM}
+         UNION ALL
+         SELECT 'rule', format('%I on %I.%I', r.rulename, n.nspname, c.relname), 'rules other than views are not cloned'
+           FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE r.rulename <> '_RETURN' AND {SYSTEM}")).await?
+    {
+        let g = Get(&r, "unsupported objects");
+        cat.unsupported.push((g.s(0)?, g.s(1)?, g.s(2)?));
+    }
+
+    apply_filter(&mut cat, filter);
+    Ok(cat)
+}
+
+async fn load_types(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Error> {
+    let mut labels: HashMap<u32, Vec<String>> = HashMap::new();
+    for r in rows(
+        conn,
+        "enum labels",
+        "SELECT enumtypid, enumlabel FROM pg_enum ORDER BY enumtypid, enumsortorder",
+    )
+    .await?
+    {
+        let g = Get(&r, "enum labels");
+        labels.entry(g.u32(0)?).or_default().push(g.s(1)?);
+    }
+    let mut checks: HashMap<u32, Vec<(String, String)>> = HashMap::new();
+    for r in rows(conn, "domain constraints", "SELECT contypid, quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint WHERE contypid <> 0 AND contype = 'c' ORDER BY contypid, conname").await? {
+        let g = Get(&r, "domain constraints");
+        checks.entry(g.u32(0)?).or_default().push((g.s(1)?, g.s(2)?));
+    }
+    let mut attributes: HashMap<u32, Vec<(String, String, u32)>> = HashMap::new();
+    for r in rows(conn, "composite attributes",
+        "SELECT t.oid, quote_ident(a.attname), format_type(a.atttypid, a.atttypmod),
+                CASE WHEN at.typcategory = 'A' THEN at.typelem ELSE a.atttypid END
+         FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid JOIN pg_type at ON at.oid = a.atttypid
+         WHERE t.typtype = 'c' AND a.attnum > 0 AND NOT a.attisdropped ORDER BY t.oid, a.attnum").await?
+    {
+        let g = Get(&r, "composite attributes");
+        attributes.entry(g.u32(0)?).or_default().push((g.s(1)?, g.s(2)?, g.u32(3)?));
+    }
+    for r in rows(conn, "types", &format!(
+        "SELECT t.oid, n.nspname, t.typname, quote_ident(n.nspname) || '.' || quote_ident(t.typname), t.typtype, obj_description(t.oid, 'pg_type'),
+                format_type(t.typbasetype, t.typtypmod), t.typnotnull, t.typdefault,
+                CASE WHEN t.typtype = 'd' AND t.typcollation <> bt.typcollation THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END,
+                CASE WHEN bt.typcategory = 'A' THEN bt.typelem ELSE t.typbasetype END,
+                format_type(r.rngsubtype, NULL), r.rngsubtype,
+                CASE WHEN r.rngsubdiff <> 0 THEN r.rngsubdiff::regproc::text END,
+                CASE WHEN r.rngcollation <> 0 AND r.rngcollation <> st.typcollation THEN quote_ident(rcn.nspname) || '.' || quote_ident(rco.collname) END,
+                CASE WHEN NOT oc.opcdefault THEN quote_ident(ocn.nspname) || '.' || quote_ident(oc.opcname) END
+         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+         LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
+         LEFT JOIN pg_collation co ON co.oid = t.typcollation LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
+         LEFT JOIN pg_range r ON r.rngtypid = t.oid LEFT JOIN pg_type st ON st.oid = r.rngsubtype
+         LEFT JOIN pg_collation rco ON rco.oid = r.rngcollation LEFT JOIN pg_namespace rcn ON rcn.oid = rco.collnamespace
+         LEFT JOIN pg_opclass oc ON oc.oid = r.rngsubopc LEFT JOIN pg_namespace ocn ON ocn.oid = oc.opcnamespace
+         WHERE {SYSTEM} AND t.typtype IN ('e', 'd', 'c', 'r')
+           AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+           AND {}
+         ORDER BY t.oid", not_extension_member("pg_type", "t.oid"))).await?
+    {
+        let g = Get(&r, "types");
+        let oid = g.u32(0)?;
+        let (def, depends_on) = match g.s(4)?.as_str() {
+            "e" => (TypeDef::Enum { labels: labels.remove(&oid).unwrap_or_default() }, vec![]),
+            "d" => (
+                TypeDef::Domain { base: g.s(6)?, not_null: g.bool(7)?, default: g.opt(8), collation: g.opt(9), checks: checks.remove(&oid).unwrap_or_default() },
+                vec![g.u32(10)?],
+            ),
+            "c" => {
+                let attrs = attributes.remove(&oid).unwrap_or_default();
+                let deps = attrs.iter().map(|a| a.2).collect();
+                (TypeDef::Composite { attributes: attrs.into_iter().map(|(n, t, _)| (n, t)).collect() }, deps)
+            }
+            _ => {
+                let mut options = Vec::new();
+                if let Some(diff) = g.opt(13) {
+                    options.push(format!("subtype_diff = {diff}"));
+                }
+                if let Some(coll) = g.opt(14) {
+                    options.push(format!("collation = {coll}"));
+                }
+                if let Some(opc) = g.opt(15) {
+                    options.push(format!("subtype_opclass = {opc}"));
+                }
+                (TypeDef::Range { subtype: g.s(11)?, options }, vec![g.u32(12)?])
+            }
+        };
+        cat.types.push(UserType { oid, name: g.name(1)?, def, depends_on, comment: g.opt(5) });
+    }
+    Ok(())
+}
+
+async fn load_sequences(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Error> {
+    let mut readable = Vec::new();
+    for r in rows(conn, "sequences", &format!(
+        "SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement,
+                s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
+                dn.nspname, dc.relname, quote_ident(dn.nspname) || '.' || quote_ident(dc.relname), quote_ident(a.attname), d.deptype,
+                has_sequence_privilege(c.oid, 'SELECT')
+         FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+         LEFT JOIN pg_class dc ON dc.oid = d.refobjid LEFT JOIN pg_namespace dn ON dn.oid = dc.relnamespace
+         LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+         WHERE {SYSTEM} AND {} ORDER BY 1, 2", not_extension_member("pg_class", "c.oid"))).await?
+    {
+        let g = Get(&r, "sequences");
+        let name = g.name(0)?;
+        if g.bool(15)? {
+            readable.push(name.quoted.clone());
+        }
+        cat.sequences.push(Sequence {
+            name,
+            data_type: g.s(3)?,
+            start: g.i64(4)?,
+            increment: g.i64(5)?,
+            min: g.i64(6)?,
+            max: g.i64(7)?,
+            cache: g.i64(8)?,
+            cycle: g.bool(9)?,
+            owned_by: match g.opt_name(10)? {
+                Some(t) => Some((t, g.s(13)?)),
+                None => None,
+            },
+            identity: g.opt(14).as_deref() == Some("i"),
+            last_value: None,
+        });
+    }
+    // One query reads every readable sequence's position.
+    for chunk in readable.chunks(200) {
+        let sql = chunk
+            .iter()
+            .map(|q| {
+                format!(
+                    "SELECT {}, last_value, is_called FROM {q}",
+                    quote_literal(q)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        for r in rows(conn, "sequence values", &sql).await? {
+            let g = Get(&r, "sequence values");
+            let quoted = g.s(0)?;
+            if let Some(seq) = cat.sequences.iter_mut().find(|s| s.name.quoted == quoted) {
+                seq.last_value = Some((g.i64(1)?, g.bool(2)?));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A SQL string literal.
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Error> {
+    for r in rows(conn, "tables", &format!(
+        "SELECT c.oid, n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relpersistence = 'u',
+                CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END, p.partstrat,
+                CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END,
+                pn.nspname, pc.relname, quote_ident(pn.nspname) || '.' || quote_ident(pc.relname),
+                greatest(c.reltuples, 0)::bigint, pg_table_size(c.oid), obj_description(c.oid, 'pg_class'),
+                has_table_privilege(c.oid, 'SELECT')
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         LEFT JOIN pg_partitioned_table p ON p.partrelid = c.oid
+         LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND c.relispartition
+         LEFT JOIN pg_class pc ON pc.oid = i.inhparent LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND {SYSTEM} AND {}
+         ORDER BY n.nspname, c.relname", not_extension_member("pg_class", "c.oid"))).await?
+    {
+        let g = Get(&r, "tables");
+        let partitioning = match (g.opt(5), g.opt(6).as_deref()) {
+            (Some(key), Some(s)) => Some((
+                match s {
+                    "r" => PartitionStrategy::Range,
+                    "l" => PartitionStrategy::List,
+                    _ => PartitionStrategy::Hash,
+                },
+                key,
+            )),
+            _ => None,
+        };
+        cat.tables.push(Table {
+            oid: g.u32(0)?,
+            name: g.name(1)?,
+            unlogged: g.bool(4)?,
+            columns: Vec::new(),
+            constraints: Vec::new(),
+            partitioning,
+            bound: g.opt(7),
+            parent: g.opt_name(8)?,
+            estimated_rows: g.i64(11)?,
+            size_bytes: g.i64(12)?,
+            comment: g.opt(13),
+            readable: g.bool(14)?,
+        });
+    }
+    let index_of: HashMap<u32, usize> = cat
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.oid, i))
+        .collect();
+
+    for r in rows(conn, "columns", &format!(
+        "SELECT a.attrelid, a.attname, quote_ident(a.attname), a.attnum, format_type(a.atttypid, a.atttypmod), a.atttypid,
+                CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END,
+                a.attnotnull, CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, ad.adrelid) END, nullif(a.attidentity, ''),
+                CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) END, a.attislocal, col_description(a.attrelid, a.attnum)
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_type t ON t.oid = a.atttypid
+         LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+         LEFT JOIN pg_collation co ON co.oid = a.attcollation LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
+         WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND {SYSTEM}
+         ORDER BY a.attrelid, a.attnum")).await?
+    {
+        let g = Get(&r, "columns");
+        let Some(&i) = index_of.get(&g.u32(0)?) else { continue };
+        cat.tables[i].columns.push(Column {
+            name: g.s(1)?,
+            quoted: g.s(2)?,
+            attnum: g.i64(3)? as i16,
+            type_name: g.s(4)?,
+            type_oid: g.u32(5)?,
+            collation: g.opt(6),
+            not_null: g.bool(7)?,
+            default: g.opt(8),
+            identity: g.opt(9).and_then(|s| s.chars().next()),
+            generated: g.opt(10),
+            is_local: g.bool(11)?,
+            comment: g.opt(12),
+        });
+    }
+
+    let cols = |arr: &str, rel: &str| {
+        format!("(SELECT string_agg(a.attname, E'\\x1f' ORDER BY k.ord) FROM unnest({arr}) WITH ORDINALITY k(attnum, ord) JOIN pg_attribute a ON a.attrelid = {rel} AND a.attnum = k.attnum)")
+    };
+    for r in rows(conn, "constraints", &format!(
+        "SELECT c.conrelid, c.conname, quote_ident(c.conname), c.contype, pg_get_constraintdef(c.oid), c.conislocal, c.conparentid <> 0,
+                ion.nspname, ic.relname, quote_ident(ion.nspname) || '.' || quote_ident(ic.relname),
+                {}, rn.nspname, rc.relname, quote_ident(rn.nspname) || '.' || quote_ident(rc.relname), {}, c.convalidated
+         FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
+         LEFT JOIN pg_class ic ON ic.oid = c.conindid AND c.contype IN ('p', 'u', 'x') LEFT JOIN pg_namespace ion ON ion.oid = ic.relnamespace
+         LEFT JOIN pg_class rc ON rc.oid = c.confrelid AND c.contype = 'f' LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+         WHERE c.conrelid <> 0 AND c.contype IN ('p', 'u', 'c', 'f', 'x') AND {SYSTEM}
+         ORDER BY c.conrelid, c.conname", cols("c.conkey", "c.conrelid"), cols("c.confkey", "c.confrelid"))).await?
+    {
+        let g = Get(&r, "constraints");
+        let Some(&i) = index_of.get(&g.u32(0)?) else { continue };
+        let kind = match g.s(3)?.as_str() {
+            "p" => ConstraintKind::PrimaryKey,
+            "u" => ConstraintKind::Unique,
+            "c" => ConstraintKind::Check,
+            "f" => ConstraintKind::ForeignKey,
+            _ => ConstraintKind::Exclusion,
+        };
+        let references = match g.opt_name(11)? {
+            Some(t) => Some((t, g.list(14))),
+            None => None,
+        };
+        cat.tables[i].constraints.push(Constraint {
+            name: g.s(1)?,
+            quoted: g.s(2)?,
+            kind,
+            definition: g.s(4)?,
+            is_local: g.bool(5)?,
+            inherited_from_parent: g.bool(6)?,
+            index: g.opt_name(7)?,
+            columns: g.list(10),
+            references,
+            validated: g.bool(15)?,
+        });
+    }
+    Ok(())
+}
+
+async fn load_indexes(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Error> {
+    for r in rows(conn, "indexes", &format!(
+        "SELECT n.nspname, ic.relname, quote_ident(n.nspname) || '.' || quote_ident(ic.relname), tn.nspname, tc.relname, quote_ident(tn.nspname) || '.' || quote_ident(tc.relname),
+                pg_get_indexdef(i.indexrelid),
+                (SELECT conname FROM pg_constraint WHERE conindid = i.indexrelid AND contype IN ('p', 'u', 'x') AND conrelid = i.indrelid),
+                pn.nspname, pc.relname, quote_ident(pn.nspname) || '.' || quote_ident(pc.relname), i.indisunique,
+                (SELECT string_agg(a.attname, E'\\x1f' ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum),
+                obj_description(ic.oid, 'pg_class')
+         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
+         JOIN pg_class tc ON tc.oid = i.indrelid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
+         LEFT JOIN pg_inherits inh ON inh.inhrelid = ic.oid LEFT JOIN pg_class pc ON pc.oid = inh.inhparent LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+         WHERE tc.relkind IN ('r', 'p', 'm') AND tn.nspname NOT IN ('pg_catalog', 'information_schema') AND tn.nspname !~ '^pg_toast'
+         ORDER BY n.nspname, ic.relname")).await?
+    {
+        let g = Get(&r, "indexes");
+        cat.indexes.push(Index {
+            name: g.name(0)?,
+            table: g.name(3)?,
+            definition: g.s(6)?,
+            constraint: g.opt(7),
+            parent: g.opt_name(8)?,
+            unique: g.bool(11)?,
+            columns: g.list(12),
+            comment: g.opt(13),
+        });
+    }
+    Ok(())
+}
+
+fn apply_filter(cat: &mut Catalog, f: &Filter) {
+    if *f == Filter::default() {
+        return;
+    }
+    cat.schemas.retain(|s| f.takes_schema(&s.name));
+    cat.types.retain(|t| f.takes_schema(&t.name.schema));
+    cat.tables
+        .retain(|t| f.takes_table(&t.name.schema, &t.name.name));
+    let tables: std::collections::HashSet<QualifiedName> =
+        cat.tables.iter().map(|t| t.name.clone()).collect();
+    cat.sequences.retain(|s| {
+        f.takes_schema(&s.name.schema)
+            && s.owned_by.as_ref().is_none_or(|(t, _)| tables.contains(t))
+    });
+    cat.indexes.retain(|i| {
+        tables.contains(&i.table)
+            || (f.takes_schema(&i.table.schema) && cat.views.iter().any(|v| v.name == i.table))
+    });
+    cat.views.retain(|v| f.takes_schema(&v.name.schema));
+    cat.functions.retain(|p| f.takes_schema(&p.name.schema));
+    cat.triggers.retain(|t| tables.contains(&t.table));
+}
