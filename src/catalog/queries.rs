@@ -387,10 +387,7 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
             "f" => ConstraintKind::ForeignKey,
             _ => ConstraintKind::Exclusion,
         };
-        let references = match g.opt_name(11)? {
-            Some(t) => Some((t, g.list(14))),
-            None => None,
-        };
+        let references = g.opt_name(11)?.map(|t| (t, g.list(14)));
         cat.tables[i].constraints.push(Constraint {
             name: g.s(1)?,
             quoted: g.s(2)?,
@@ -408,19 +405,19 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
 }
 
 async fn load_indexes(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Error> {
-    for r in rows(conn, "indexes", &format!(
+    for r in rows(conn, "indexes", 
         "SELECT n.nspname, ic.relname, quote_ident(n.nspname) || '.' || quote_ident(ic.relname), tn.nspname, tc.relname, quote_ident(tn.nspname) || '.' || quote_ident(tc.relname),
                 pg_get_indexdef(i.indexrelid),
                 (SELECT conname FROM pg_constraint WHERE conindid = i.indexrelid AND contype IN ('p', 'u', 'x') AND conrelid = i.indrelid),
                 pn.nspname, pc.relname, quote_ident(pn.nspname) || '.' || quote_ident(pc.relname), i.indisunique,
-                (SELECT string_agg(a.attname, E'\\x1f' ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                (SELECT string_agg(a.attname, E'\x1f' ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
                    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum),
                 obj_description(ic.oid, 'pg_class')
          FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
          JOIN pg_class tc ON tc.oid = i.indrelid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
          LEFT JOIN pg_inherits inh ON inh.inhrelid = ic.oid LEFT JOIN pg_class pc ON pc.oid = inh.inhparent LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace
          WHERE tc.relkind IN ('r', 'p', 'm') AND tn.nspname NOT IN ('pg_catalog', 'information_schema') AND tn.nspname !~ '^pg_toast'
-         ORDER BY n.nspname, ic.relname")).await?
+         ORDER BY n.nspname, ic.relname").await?
     {
         let g = Get(&r, "indexes");
         cat.indexes.push(Index {
