@@ -102,6 +102,11 @@ pub struct Column {
     /// As `format_type(atttypid, atttypmod)` writes it.
     pub type_name: String,
     pub type_oid: u32,
+    /// The type a strategy sees: a domain's base type (with the column's modifier), the
+    /// type itself otherwise.
+    pub base_type_name: String,
+    /// An enum (its values travel as their labels) or an array of one.
+    pub is_enum: bool,
     /// `COLLATE "x"` when it differs from the type's default.
     pub collation: Option<String>,
     pub not_null: bool,

@@ -339,7 +339,9 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
         "SELECT a.attrelid, a.attname, quote_ident(a.attname), a.attnum, format_type(a.atttypid, a.atttypmod), a.atttypid,
                 CASE WHEN a.attcollation <> t.typcollation THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END,
                 a.attnotnull, CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, ad.adrelid) END, nullif(a.attidentity, ''),
-                CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) END, a.attislocal, col_description(a.attrelid, a.attnum)
+                CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) END, a.attislocal, col_description(a.attrelid, a.attnum),
+                CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) ELSE format_type(a.atttypid, a.atttypmod) END,
+                t.typtype = 'e' OR (t.typcategory = 'A' AND EXISTS (SELECT 1 FROM pg_type et WHERE et.oid = t.typelem AND et.typtype = 'e'))
          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
          JOIN pg_type t ON t.oid = a.atttypid
          LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
@@ -362,6 +364,8 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
             generated: g.opt(10),
             is_local: g.bool(11)?,
             comment: g.opt(12),
+            base_type_name: g.s(13)?,
+            is_enum: g.bool(14)?,
         });
     }
 

@@ -2,6 +2,7 @@
 //! (0 success, 1 run failed, 2 pre-flight refusal, 3 invalid configuration).
 
 mod ping;
+mod plan;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -46,13 +47,85 @@ pub enum Command {
         /// The masking config file (TOML).
         #[arg(long)]
         config: std::path::PathBuf,
+        /// Also check the config against this database's catalog: tables, columns, types,
+        /// keys, partitions and foreign keys.
+        #[arg(long, value_name = "CONNINFO")]
+        source: Option<String>,
     },
+    /// Show what a clone would do, without writing anything: tables and partitions in copy
+    /// order with estimated rows and size, each column's masking strategy (configured,
+    /// inherited from a partitioned parent, or propagated along a foreign key), the objects
+    /// to create, what is not supported, and any pre-flight refusal (exit 2).
+    Plan(PlanArgs),
+}
+
+/// Which schemas and tables to take.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Only these schemas (repeatable).
+    #[arg(long = "include-schema", value_name = "SCHEMA")]
+    pub include_schemas: Vec<String>,
+    /// Leave these schemas out (repeatable).
+    #[arg(long = "exclude-schema", value_name = "SCHEMA")]
+    pub exclude_schemas: Vec<String>,
+    /// Leave this table out, as schema.table (repeatable).
+    #[arg(long = "exclude-table", value_name = "SCHEMA.TABLE")]
+    pub exclude_tables: Vec<String>,
+}
+
+impl FilterArgs {
+    pub fn filter(&self) -> crate::catalog::Filter {
+        crate::catalog::Filter {
+            include_schemas: self.include_schemas.clone(),
+            exclude_schemas: self.exclude_schemas.clone(),
+            exclude_tables: self.exclude_tables.clone(),
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    /// The database to clone.
+    #[arg(long, value_name = "CONNINFO")]
+    pub source: String,
+    /// Also check the target: privileges, version, tables already there.
+    #[arg(long, value_name = "CONNINFO")]
+    pub target: Option<String>,
+    /// The masking config file (TOML).
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// How the target schema is obtained.
+    #[arg(long, value_enum, default_value = "create")]
+    pub schema: SchemaArg,
+    /// Finishing an earlier run: existing tables and run state are expected.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaArg {
+    /// privaci creates the schema on the target.
+    Create,
+    /// The target already has it (made by your migrations).
+    Existing,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }
 
 /// Runs the command and returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Ping { conninfo } => ping::run(&conninfo).await,
-        Command::Validate { config } => validate::run(&config),
+        Command::Validate { config, source } => validate::run(&config, source.as_deref()).await,
+        Command::Plan(args) => plan::run(args).await,
     }
 }

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod plan;
+pub mod resolve;
 
 use std::collections::BTreeMap;
 use std::fmt;

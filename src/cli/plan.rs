@@ -1,0 +1,297 @@
+//! `privaci plan`: what a clone would do, read from the source (and the target, if given),
+//! with nothing written anywhere.
+
+use serde_json::json;
+
+use super::{exit, OutputFormat, PlanArgs, SchemaArg};
+use crate::catalog::Catalog;
+use crate::config::resolve::{resolve, ResolvedTable, RuleSource};
+use crate::config::MaskingConfig;
+use crate::conninfo::Config;
+use crate::engine::preflight::{self, SchemaMode};
+use crate::mask::key::MaskKey;
+use crate::mask::StrategySpec;
+use crate::schema::{self, Phase};
+
+pub async fn run(args: PlanArgs) -> i32 {
+    let (config, file) = match &args.config {
+        Some(path) => match MaskingConfig::load(path) {
+            Ok(c) => (c, path.display().to_string()),
+            Err(e) => {
+                eprintln!("privaci: invalid masking config: {e}");
+                return exit::INVALID_CONFIG;
+            }
+        },
+        None => (MaskingConfig::keep_all(), "(no config)".to_string()),
+    };
+    let key = match MaskKey::from_env() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("privaci: invalid masking key: {e}");
+            return exit::INVALID_CONFIG;
+        }
+    };
+    let cat = match super::validate::load_catalog(&args.source, &args.filter.filter()).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("privaci: {e}");
+            return exit::FAILED;
+        }
+    };
+    let resolved = match resolve(&config, &file, &cat, key.as_ref()) {
+        Ok(r) => r,
+        Err(errors) => {
+            eprintln!(
+                "privaci: the masking config has {} problem(s):",
+                errors.len()
+            );
+            for e in errors {
+                eprintln!("  {e}");
+            }
+            return exit::INVALID_CONFIG;
+        }
+    };
+    let mut refusals = preflight::check_source(&cat);
+    if let Some(target) = &args.target {
+        let mode = if args.schema == SchemaArg::Existing {
+            SchemaMode::Existing
+        } else {
+            SchemaMode::Create
+        };
+        let checked = async {
+            let cfg = Config::parse(target).map_err(|e| crate::Error::from(e).context("target"))?;
+            let mut conn = crate::conn::connect(&cfg)
+                .await
+                .map_err(|e| e.context("target"))?;
+            preflight::check_target(&mut conn, &cat, mode, args.resume).await
+        }
+        .await;
+        match checked {
+            Ok(r) => refusals.extend(r),
+            Err(e) => {
+                eprintln!("privaci: {e}");
+                return exit::FAILED;
+            }
+        }
+    }
+    match args.format {
+        OutputFormat::Text => print!("{}", text(&cat, &resolved, &refusals)),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&as_json(&cat, &resolved, &refusals)).unwrap_or_default()
+        ),
+    }
+    if refusals.is_empty() {
+        exit::SUCCESS
+    } else {
+        exit::PREFLIGHT
+    }
+}
+
+fn strategy_text(s: &StrategySpec) -> String {
+    match s {
+        StrategySpec::Redact {
+            keep_first,
+            keep_last,
+            ..
+        } => format!("redact (keep_first {keep_first}, keep_last {keep_last})"),
+        StrategySpec::DateShift { max_days } => format!("date_shift (max_days {max_days})"),
+        StrategySpec::Noise { ratio } => format!("noise (ratio {ratio})"),
+        StrategySpec::Email { keep_domain: true } => "email (keep_domain)".into(),
+        StrategySpec::Digits { luhn: true } => "digits (luhn)".into(),
+        StrategySpec::Json { paths } => format!(
+            "json ({})",
+            paths
+                .iter()
+                .map(|(p, s)| format!("{p} = {}", s.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.name().to_string(),
+    }
+}
+
+fn source_text(s: &RuleSource) -> String {
+    match s {
+        RuleSource::Config => "config".into(),
+        RuleSource::Parent(p) => format!("from parent {p}"),
+        RuleSource::Propagated(from) => format!("propagated from {from}"),
+        RuleSource::Unlisted => "unlisted".into(),
+    }
+}
+
+fn human_bytes(n: i64) -> String {
+    let n = n as f64;
+    if n >= 1e9 {
+        format!("{:.1} GB", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.1} MB", n / 1e6)
+    } else {
+        format!("{:.0} kB", n / 1e3)
+    }
+}
+
+/// Copy units, largest first, as the clone schedules them.
+fn units(cat: &Catalog) -> Vec<&crate::catalog::Table> {
+    let mut units: Vec<_> = cat.data_tables().collect();
+    units.sort_by(|a, b| b.size_bytes.cmp(&a.size_bytes).then(a.name.cmp(&b.name)));
+    units
+}
+
+fn object_counts(cat: &Catalog) -> Vec<(String, usize)> {
+    let pre = schema::pre_data(cat);
+    let post = schema::post_data(cat);
+    let count = |prefix: &str| {
+        pre.iter()
+            .chain(&post)
+            .filter(|s| s.object.starts_with(prefix))
+            .count()
+    };
+    let partitions = cat.tables.iter().filter(|t| t.parent.is_some()).count();
+    vec![
+        ("schemas".into(), count("schema ")),
+        ("extensions".into(), count("extension ")),
+        ("types".into(), count("type ")),
+        ("functions".into(), count("function ")),
+        (
+            "sequences".into(),
+            cat.sequences.iter().filter(|s| !s.identity).count(),
+        ),
+        (
+            format!("tables ({partitions} of them partitions)"),
+            count("table "),
+        ),
+        (
+            "keys and unique constraints".into(),
+            post.iter().filter(|s| s.phase == Phase::Keys).count(),
+        ),
+        (
+            "indexes".into(),
+            post.iter()
+                .filter(|s| s.phase == Phase::Indexes && s.object.starts_with("index "))
+                .count(),
+        ),
+        (
+            "foreign keys".into(),
+            post.iter()
+                .filter(|s| s.phase == Phase::ForeignKeys)
+                .count(),
+        ),
+        (
+            "triggers".into(),
+            post.iter().filter(|s| s.phase == Phase::Triggers).count(),
+        ),
+        ("views".into(), count("view ")),
+        ("materialized views".into(), count("materialized view ")),
+    ]
+}
+
+fn text(cat: &Catalog, resolved: &[ResolvedTable], refusals: &[String]) -> String {
+    let mut out = String::new();
+    let units = units(cat);
+    let rows: i64 = units.iter().map(|t| t.estimated_rows).sum();
+    let bytes: i64 = units.iter().map(|t| t.size_bytes).sum();
+    out += &format!(
+        "Source: PostgreSQL {}.{}; {} units to copy, about {rows} rows and {} (largest first):\n",
+        cat.server_version_num / 10000,
+        cat.server_version_num % 10000,
+        units.len(),
+        human_bytes(bytes)
+    );
+    for t in &units {
+        let masked = resolved
+            .iter()
+            .find(|r| r.table == t.name)
+            .map(|r| r.is_masked())
+            .unwrap_or(false);
+        out += &format!(
+            "  {:<45} {:>10} rows {:>9}{}{}\n",
+            t.name.to_string(),
+            t.estimated_rows,
+            human_bytes(t.size_bytes),
+            t.parent
+                .as_ref()
+                .map(|p| format!("  partition of {p}"))
+                .unwrap_or_default(),
+            if masked { "  [masked]" } else { "" }
+        );
+    }
+    out += "\nMasking (tables with rules of their own; partitions follow their parent):\n";
+    let mut any = false;
+    for r in resolved.iter().filter(|r| r.parent.is_none()) {
+        let listed: Vec<_> = r
+            .columns
+            .iter()
+            .filter(|c| c.source != RuleSource::Unlisted)
+            .collect();
+        if listed.is_empty() {
+            continue;
+        }
+        any = true;
+        out += &format!(
+            "  {}{}\n",
+            r.table,
+            if r.partitioned {
+                " (partitioned: applies to every partition)"
+            } else {
+                ""
+            }
+        );
+        for c in listed {
+            out += &format!(
+                "    {:<24} {:<34} ({})\n",
+                c.name,
+                strategy_text(&c.strategy),
+                source_text(&c.source)
+            );
+        }
+    }
+    if !any {
+        out += "  none: every column is copied as it is\n";
+    }
+    out += "\nObjects to create on the target:\n";
+    for (what, n) in object_counts(cat) {
+        if n > 0 {
+            out += &format!("  {n:>4} {what}\n");
+        }
+    }
+    if !cat.unsupported.is_empty() {
+        out += "\nNot supported (listed here, not cloned):\n";
+        for (kind, name, why) in &cat.unsupported {
+            out += &format!("  {kind} {name}: {why}\n");
+        }
+    }
+    if refusals.is_empty() {
+        out += "\nPre-flight: no refusals.\n";
+    } else {
+        out += "\nRefused at pre-flight (exit 2):\n";
+        for r in refusals {
+            out += &format!("  - {r}\n");
+        }
+    }
+    out
+}
+
+fn as_json(cat: &Catalog, resolved: &[ResolvedTable], refusals: &[String]) -> serde_json::Value {
+    json!({
+        "server_version_num": cat.server_version_num,
+        "units": units(cat).iter().map(|t| json!({
+            "table": t.name.to_string(),
+            "partition_of": t.parent.as_ref().map(|p| p.to_string()),
+            "bound": t.bound,
+            "estimated_rows": t.estimated_rows,
+            "size_bytes": t.size_bytes,
+            "columns": resolved.iter().find(|r| r.table == t.name).map(|r| r.columns.iter().map(|c| json!({
+                "name": c.name,
+                "type": c.type_name,
+                "strategy": c.strategy.name(),
+                "detail": strategy_text(&c.strategy),
+                "source": source_text(&c.source),
+                "copied": c.copied,
+            })).collect::<Vec<_>>()),
+        })).collect::<Vec<_>>(),
+        "objects": object_counts(cat).into_iter().map(|(k, v)| (k, json!(v))).collect::<serde_json::Map<_, _>>(),
+        "unsupported": cat.unsupported.iter().map(|(k, n, w)| json!({"kind": k, "name": n, "why": w})).collect::<Vec<_>>(),
+        "refusals": refusals,
+    })
+}

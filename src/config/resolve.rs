@@ -1,0 +1,357 @@
+//! The config checked against a database's catalog: every table and column it names must
+//! exist, partitions take their rules from their partitioned parent, strategies must fit
+//! their columns, keys keep their uniqueness, and foreign keys keep joining: masking on a
+//! referenced key is carried to the columns that reference it. Every problem is reported,
+//! not just the first.
+
+use std::collections::HashMap;
+
+use super::{ConfigError, MaskingConfig, Unlisted};
+use crate::catalog::{Catalog, Column, ConstraintKind, QualifiedName, Table};
+use crate::mask::{build, ColumnAction, ColumnSpec, MaskKey, MaskPlan, StrategySpec};
+use crate::types::TypeKind;
+
+/// Where a column's strategy comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleSource {
+    Config,
+    /// A partition's column, configured on its partitioned parent.
+    Parent(QualifiedName),
+    /// A foreign-key column, masked like the key it references (`schema.table.column`).
+    Propagated(String),
+    /// Not in the config: kept (`unlisted_columns = "keep"`).
+    Unlisted,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResolvedColumn {
+    pub name: String,
+    pub quoted: String,
+    pub type_name: String,
+    pub strategy: StrategySpec,
+    pub source: RuleSource,
+    /// Generated columns are computed by the target: not copied.
+    pub copied: bool,
+    spec: Option<ColumnSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResolvedTable {
+    pub table: QualifiedName,
+    pub parent: Option<QualifiedName>,
+    /// A partitioned parent: it holds no rows; its partitions are the ones copied.
+    pub partitioned: bool,
+    pub columns: Vec<ResolvedColumn>,
+}
+
+impl ResolvedTable {
+    /// The rewriter's plan for this table's COPY (copied columns, in order).
+    pub fn plan(&self, key: Option<&MaskKey>) -> Result<MaskPlan, String> {
+        let mut columns = Vec::new();
+        for c in self.columns.iter().filter(|c| c.copied) {
+            let action = match &c.strategy {
+                StrategySpec::Keep => ColumnAction::Keep,
+                StrategySpec::Default => ColumnAction::Omit,
+                s => {
+                    let spec = c.spec.as_ref().ok_or_else(|| {
+                        format!(
+                            "column \"{}\": no strategy can read type {}",
+                            c.name, c.type_name
+                        )
+                    })?;
+                    ColumnAction::Mask(
+                        build(s, spec, key).map_err(|e| format!("column \"{}\": {e}", c.name))?,
+                    )
+                }
+            };
+            columns.push((c.name.clone(), action));
+        }
+        Ok(MaskPlan { columns })
+    }
+
+    pub fn is_masked(&self) -> bool {
+        self.columns
+            .iter()
+            .any(|c| c.copied && c.strategy != StrategySpec::Keep)
+    }
+}
+
+/// The strategy view of a catalog column; `None` for types no strategy reads.
+pub fn column_spec(col: &Column) -> Option<ColumnSpec> {
+    if col.is_enum {
+        let kind = if col.type_name.ends_with("[]") {
+            TypeKind::Array(Box::new(TypeKind::Text))
+        } else {
+            TypeKind::Text
+        };
+        let mut spec = ColumnSpec::new(&col.name, kind);
+        spec.not_null = col.not_null;
+        return Some(spec);
+    }
+    ColumnSpec::from_type_name(&col.name, &col.base_type_name, col.not_null)
+}
+
+/// Strategies that keep distinct values distinct, so keys and unique indexes survive.
+fn keeps_uniqueness(s: &StrategySpec) -> bool {
+    match s {
+        StrategySpec::Keep | StrategySpec::Tokenize | StrategySpec::Email { .. } => true,
+        StrategySpec::Hash { length, .. } => length.is_none_or(|n| n >= 32),
+        _ => false,
+    }
+}
+
+/// Resolves `config` against `cat`. `key` is only used to check that strategies fit; with
+/// no key, keyed strategies are reported once.
+pub fn resolve(
+    config: &MaskingConfig,
+    file: &str,
+    cat: &Catalog,
+    key: Option<&MaskKey>,
+) -> Result<Vec<ResolvedTable>, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let err = |line: Option<usize>, place: String, message: String| ConfigError {
+        file: file.to_string(),
+        line,
+        place: Some(place),
+        message,
+    };
+
+    if key.is_none() && config.needs_key() {
+        errors.push(ConfigError {
+            file: file.to_string(),
+            line: None,
+            place: None,
+            message: "the config uses keyed strategies, but PRIVACI_MASK_KEY is not set; set it to a secret of 16 bytes or more".into(),
+        });
+    }
+    let check_key = MaskKey::new(b"key used only to check strategies").expect("a valid key");
+    let check_key = key.unwrap_or(&check_key);
+
+    // Rules per (table with its own rules, column): tables named in the config.
+    let mut rules: HashMap<(QualifiedName, String), (StrategySpec, RuleSource, Option<usize>)> =
+        HashMap::new();
+    for t in &config.tables {
+        let place = format!("table \"{}.{}\"", t.schema, t.table);
+        let Some(table) = cat.table(&t.schema, &t.table) else {
+            errors.push(err(
+                Some(t.line),
+                place,
+                "no such table in the source database".into(),
+            ));
+            continue;
+        };
+        if let Some(parent) = &table.parent {
+            errors.push(err(
+                Some(t.line),
+                place,
+                format!("is a partition of {parent}: partitions take their masking from their partitioned parent, so configure {parent} instead"),
+            ));
+            continue;
+        }
+        for r in &t.columns {
+            if table.columns.iter().any(|c| c.name == r.column) {
+                rules.insert(
+                    (table.name.clone(), r.column.clone()),
+                    (r.strategy.clone(), RuleSource::Config, Some(r.line)),
+                );
+            } else {
+                let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+                errors.push(err(
+                    Some(r.line),
+                    format!("{place}, column \"{}\"", r.column),
+                    format!("no such column (the table has: {})", names.join(", ")),
+                ));
+            }
+        }
+    }
+
+    // The table whose rules apply to a table: itself, or its partitioned parent.
+    let rule_table =
+        |t: &Table| -> QualifiedName { t.parent.clone().unwrap_or_else(|| t.name.clone()) };
+
+    // Foreign keys carry masking from the referenced key to the referencing columns, until
+    // nothing changes; partners masked differently are refused.
+    let fks: Vec<(&Table, &crate::catalog::Constraint)> = cat
+        .tables
+        .iter()
+        .filter(|t| t.parent.is_none())
+        .flat_map(|t| {
+            t.constraints
+                .iter()
+                .filter(|c| c.kind == ConstraintKind::ForeignKey && !c.inherited_from_parent)
+                .map(move |c| (t, c))
+        })
+        .collect();
+    let mut reported: std::collections::HashSet<String> = std::collections::HashSet::new();
+    loop {
+        let mut changed = false;
+        for (t, c) in &fks {
+            let Some((referenced, ref_cols)) = &c.references else {
+                continue;
+            };
+            let ref_table = cat
+                .table(&referenced.schema, &referenced.name)
+                .map(rule_table)
+                .unwrap_or_else(|| referenced.clone());
+            for (col, ref_col) in c.columns.iter().zip(ref_cols) {
+                let theirs = rules
+                    .get(&(ref_table.clone(), ref_col.clone()))
+                    .map(|r| r.0.clone())
+                    .unwrap_or(StrategySpec::Keep);
+                let mine = rules.get(&(t.name.clone(), col.clone())).cloned();
+                let place = format!("table \"{}\", column \"{col}\"", t.name);
+                match (mine, &theirs) {
+                    (None, StrategySpec::Keep) => {}
+                    (None, s) => {
+                        rules.insert(
+                            (t.name.clone(), col.clone()),
+                            (
+                                s.clone(),
+                                RuleSource::Propagated(format!("{ref_table}.{ref_col}")),
+                                None,
+                            ),
+                        );
+                        changed = true;
+                    }
+                    (Some((mine, _, line)), theirs)
+                        if &mine != theirs && reported.insert(place.clone()) =>
+                    {
+                        errors.push(err(
+                            line,
+                            place,
+                            format!(
+                                "foreign key {} references {ref_table}.{ref_col}, which is masked with \"{}\", but this column is masked with \"{}\": the keys would no longer join; give both the same strategy, or leave this column out of the config to take {ref_table}.{ref_col}'s",
+                                c.name,
+                                theirs.name(),
+                                mine.name()
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+
+    let mut out = Vec::new();
+    for t in cat.data_tables().chain(
+        cat.tables
+            .iter()
+            .filter(|t| t.is_partitioned() && t.parent.is_none()),
+    ) {
+        let owner = rule_table(t);
+        let unique_columns: Vec<(&str, &str)> = cat
+            .tables
+            .iter()
+            .filter(|x| x.name == owner)
+            .flat_map(|x| x.constraints.iter())
+            .filter(|c| matches!(c.kind, ConstraintKind::PrimaryKey | ConstraintKind::Unique))
+            .flat_map(|c| {
+                c.columns
+                    .iter()
+                    .map(move |col| (col.as_str(), c.name.as_str()))
+            })
+            .chain(
+                cat.indexes
+                    .iter()
+                    .filter(|i| i.unique && i.constraint.is_none() && i.table == owner)
+                    .flat_map(|i| {
+                        i.columns
+                            .iter()
+                            .map(move |col| (col.as_str(), i.name.name.as_str()))
+                    }),
+            )
+            .collect();
+        let mut columns = Vec::new();
+        let mut unlisted = Vec::new();
+        for col in &t.columns {
+            let (strategy, source, line) = match rules.get(&(owner.clone(), col.name.clone())) {
+                Some((s, src, line)) => {
+                    let src = if owner != t.name && *src == RuleSource::Config {
+                        RuleSource::Parent(owner.clone())
+                    } else {
+                        src.clone()
+                    };
+                    (s.clone(), src, *line)
+                }
+                None => {
+                    if col.generated.is_none() {
+                        unlisted.push(col.name.clone());
+                    }
+                    (StrategySpec::Keep, RuleSource::Unlisted, None)
+                }
+            };
+            let spec = column_spec(col);
+            // Checks are made once, on the table that owns the rules.
+            if owner == t.name && !matches!(strategy, StrategySpec::Keep | StrategySpec::Default) {
+                let place = format!("table \"{}\", column \"{}\"", t.name, col.name);
+                if col.generated.is_some() {
+                    errors.push(err(line, place.clone(), "is a generated column: the target computes it, so it is never copied or masked; remove it from the config".into()));
+                } else {
+                    match &spec {
+                        None => errors.push(err(
+                            line,
+                            place.clone(),
+                            format!(
+                                "strategy \"{}\" cannot read type {}: use keep, null or default",
+                                strategy.name(),
+                                col.type_name
+                            ),
+                        )),
+                        Some(spec) => {
+                            if let Err(e) = build(&strategy, spec, Some(check_key)) {
+                                errors.push(err(line, place.clone(), e));
+                            }
+                        }
+                    }
+                    if !keeps_uniqueness(&strategy) {
+                        if let Some((_, constraint)) =
+                            unique_columns.iter().find(|(c, _)| *c == col.name)
+                        {
+                            errors.push(err(
+                                line,
+                                place,
+                                format!(
+                                    "strategy \"{}\" can make distinct values equal, but the column is part of the key or unique index \"{constraint}\": use tokenize (or email, or an untruncated hash) to keep values unique",
+                                    strategy.name()
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+            columns.push(ResolvedColumn {
+                name: col.name.clone(),
+                quoted: col.quoted.clone(),
+                type_name: col.type_name.clone(),
+                strategy,
+                source,
+                copied: col.generated.is_none(),
+                spec,
+            });
+        }
+        if owner == t.name && config.unlisted_columns == Unlisted::Fail && !unlisted.is_empty() {
+            let line = config.table(&t.name.schema, &t.name.name).map(|r| r.line);
+            errors.push(err(
+                line,
+                format!("table \"{}\"", t.name),
+                format!("unlisted_columns = \"fail\", and these columns are not listed: {}; classify each one (\"keep\" if it holds no personal data)", unlisted.join(", ")),
+            ));
+        }
+        out.push(ResolvedTable {
+            table: t.name.clone(),
+            parent: t.parent.clone(),
+            partitioned: t.is_partitioned(),
+            columns,
+        });
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        errors.sort_by(|a, b| a.line.cmp(&b.line).then(a.place.cmp(&b.place)));
+        Err(errors)
+    }
+}

@@ -1,0 +1,181 @@
+//! Pre-flight: what must be true before anything is written to the target. Each refusal says
+//! what is wrong, on which object, and what to do; the run stops with exit code 2.
+
+use std::collections::HashSet;
+
+use crate::catalog::Catalog;
+use crate::conn::Connection;
+use crate::error::Error;
+
+/// The oldest server privaci supports (PostgreSQL 12: generated columns, `pg_get_partkeydef`
+/// as used here, and the catalogs the queries read).
+pub const MIN_SERVER_VERSION: u32 = 120000;
+
+/// How the target schema is obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaMode {
+    /// privaci creates it (the target must not already have the tables).
+    Create,
+    /// The user's migrations made it: the tables must be there.
+    Existing,
+}
+
+fn version_text(num: u32) -> String {
+    format!("{}.{}", num / 10000, num % 10000)
+}
+
+/// Checks on the source alone.
+pub fn check_source(cat: &Catalog) -> Vec<String> {
+    let mut refusals = Vec::new();
+    if cat.server_version_num < MIN_SERVER_VERSION {
+        refusals.push(format!(
+            "the source runs PostgreSQL {}, older than the oldest supported ({}); upgrade it or use pg_dump",
+            version_text(cat.server_version_num),
+            version_text(MIN_SERVER_VERSION)
+        ));
+    }
+    let multi: Vec<String> = cat
+        .tables
+        .iter()
+        .filter(|t| t.parent.is_some() && t.is_partitioned())
+        .map(|t| {
+            format!(
+                "{} (a partition of {} that is itself partitioned)",
+                t.name,
+                t.parent.as_ref().map(|p| p.to_string()).unwrap_or_default()
+            )
+        })
+        .collect();
+    if !multi.is_empty() {
+        refusals.push(format!(
+            "multi-level partitioning is not supported: {}; exclude these tables (--exclude-table) or flatten them",
+            multi.join(", ")
+        ));
+    }
+    let unreadable: Vec<String> = cat
+        .tables
+        .iter()
+        .filter(|t| !t.readable && !t.is_partitioned())
+        .map(|t| t.name.to_string())
+        .collect();
+    if !unreadable.is_empty() {
+        refusals.push(format!(
+            "the source role may not read {} table(s): {}; GRANT SELECT on them to the role privaci connects as, or exclude them",
+            unreadable.len(),
+            unreadable.join(", ")
+        ));
+    }
+    refusals
+}
+
+/// Checks on the target, for a clone of `cat` into it.
+pub async fn check_target(
+    target: &mut Connection,
+    cat: &Catalog,
+    mode: SchemaMode,
+    resume: bool,
+) -> Result<Vec<String>, Error> {
+    let mut refusals = Vec::new();
+    let version = crate::catalog::server_version_num(target).await?;
+    if version < MIN_SERVER_VERSION {
+        refusals.push(format!(
+            "the target runs PostgreSQL {}, older than the oldest supported ({})",
+            version_text(version),
+            version_text(MIN_SERVER_VERSION)
+        ));
+    }
+    if version / 10000 < cat.server_version_num / 10000 {
+        refusals.push(format!(
+            "the target runs PostgreSQL {}, older than the source's {}: DDL from a newer server may not load; use a target at least as new as the source",
+            version_text(version),
+            version_text(cat.server_version_num)
+        ));
+    }
+    let rows = target
+        .query_text(
+            "SELECT current_user, current_database(), has_database_privilege(current_database(), 'CREATE'),
+                    to_regnamespace('_privaci') IS NOT NULL",
+        )
+        .await?;
+    let row = rows.first().cloned().unwrap_or_default();
+    let text = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let (user, db, can_create, has_state) = (text(0), text(1), text(2) == "t", text(3) == "t");
+    if !can_create {
+        refusals.push(format!(
+            "the target role \"{user}\" may not create schemas in database \"{db}\" (it needs CREATE on the database): GRANT CREATE ON DATABASE {db} TO {user}, or use a database it owns"
+        ));
+    }
+    if has_state && !resume {
+        refusals.push("the target holds the state of an earlier privaci run (schema _privaci): use --resume to finish it, or drop schema _privaci to start over".into());
+    }
+    let existing: HashSet<String> = target
+        .query_text(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', '_privaci')",
+        )
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    match mode {
+        SchemaMode::Create if !resume => {
+            let clash: Vec<&str> = cat
+                .tables
+                .iter()
+                .filter(|t| existing.contains(&t.name.quoted))
+                .map(|t| t.name.quoted.as_str())
+                .collect();
+            if !clash.is_empty() {
+                refusals.push(format!(
+                    "the target already has {} of the tables to create ({}{}): clone into an empty database, use --schema existing if your migrations made them, or --resume to finish an earlier run",
+                    clash.len(),
+                    clash.iter().take(5).copied().collect::<Vec<_>>().join(", "),
+                    if clash.len() > 5 { ", ..." } else { "" }
+                ));
+            }
+        }
+        SchemaMode::Existing => {
+            let missing: Vec<&str> = cat
+                .tables
+                .iter()
+                .filter(|t| !existing.contains(&t.name.quoted))
+                .map(|t| t.name.quoted.as_str())
+                .collect();
+            if !missing.is_empty() {
+                refusals.push(format!(
+                    "--schema existing, but the target lacks {} table(s) ({}{}): run your migrations first, or let privaci create the schema",
+                    missing.len(),
+                    missing.iter().take(5).copied().collect::<Vec<_>>().join(", "),
+                    if missing.len() > 5 { ", ..." } else { "" }
+                ));
+            }
+        }
+        SchemaMode::Create => {}
+    }
+    Ok(refusals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_servers_are_refused() {
+        let cat = Catalog {
+            server_version_num: 110022,
+            ..Catalog::default()
+        };
+        let r = check_source(&cat);
+        assert_eq!(r.len(), 1);
+        assert!(
+            r[0].contains("PostgreSQL 11.22, older than the oldest supported (12.0)"),
+            "{}",
+            r[0]
+        );
+        assert!(check_source(&Catalog {
+            server_version_num: 150018,
+            ..Catalog::default()
+        })
+        .is_empty());
+    }
+}
