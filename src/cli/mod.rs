@@ -1,6 +1,7 @@
 //! The command line: subcommands, output, and the exit codes users and CI scripts rely on
 //! (0 success, 1 run failed, 2 pre-flight refusal, 3 invalid configuration).
 
+mod clone;
 mod ping;
 mod plan;
 mod validate;
@@ -57,6 +58,43 @@ pub enum Command {
     /// inherited from a partitioned parent, or propagated along a foreign key), the objects
     /// to create, what is not supported, and any pre-flight refusal (exit 2).
     Plan(PlanArgs),
+    /// Clone the source into the target, masking in flight: schema, rows (tables and
+    /// partitions in parallel, from one consistent snapshot), then keys, indexes, foreign
+    /// keys, triggers, views and sequence positions. Resumable with --resume.
+    Clone(CloneArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CloneArgs {
+    /// The database to clone.
+    #[arg(long, value_name = "CONNINFO")]
+    pub source: String,
+    /// The database to clone into.
+    #[arg(long, value_name = "CONNINFO")]
+    pub target: String,
+    /// The masking config file (TOML); without it every column is copied as it is.
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// Parallel workers, each with a source and a target connection (default: CPU cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Finish an earlier run that failed or was interrupted: only what did not commit is redone.
+    #[arg(long)]
+    pub resume: bool,
+    /// How the target schema is obtained.
+    #[arg(long, value_enum, default_value = "create")]
+    pub schema: SchemaArg,
+    /// Write the audit log (JSON Lines) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<std::path::PathBuf>,
+    /// No progress lines; the final report is still printed.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Keep the run state (schema _privaci) on the target after a complete run.
+    #[arg(long)]
+    pub keep_state: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 /// Which schemas and tables to take.
@@ -127,5 +165,6 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Ping { conninfo } => ping::run(&conninfo).await,
         Command::Validate { config, source } => validate::run(&config, source.as_deref()).await,
         Command::Plan(args) => plan::run(args).await,
+        Command::Clone(args) => clone::run(args).await,
     }
 }

@@ -5,6 +5,7 @@ pub mod feistel;
 pub mod json;
 pub mod key;
 pub mod lists;
+pub mod remap;
 pub mod rewriter;
 pub mod spec;
 pub mod strategies;

@@ -1,0 +1,177 @@
+//! `privaci clone`: the run users buy privaci for. Ctrl-C stops it cleanly (copies cancelled,
+//! nothing half-committed) and `--resume` finishes it.
+
+use std::sync::Arc;
+
+use super::{exit, CloneArgs, SchemaArg};
+use crate::config::MaskingConfig;
+use crate::conninfo::Config;
+use crate::engine::audit::Audit;
+use crate::engine::clone::{run as clone_run, CloneError, CloneOptions, CloneReport, StopHandle};
+use crate::engine::preflight::SchemaMode;
+use crate::mask::key::MaskKey;
+
+pub async fn run(args: CloneArgs) -> i32 {
+    let (config, config_file, config_text) = match &args.config {
+        Some(path) => {
+            let text = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!(
+                        "privaci: cannot read the masking config {}: {e}",
+                        path.display()
+                    );
+                    return exit::INVALID_CONFIG;
+                }
+            };
+            match MaskingConfig::parse(&text, &path.display().to_string()) {
+                Ok(c) => (c, path.display().to_string(), text),
+                Err(e) => {
+                    eprintln!("privaci: invalid masking config: {e}");
+                    return exit::INVALID_CONFIG;
+                }
+            }
+        }
+        None => (
+            MaskingConfig::keep_all(),
+            "(no config)".to_string(),
+            String::new(),
+        ),
+    };
+    let key = match MaskKey::from_env() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("privaci: invalid masking key: {e}");
+            return exit::INVALID_CONFIG;
+        }
+    };
+    let (source, target) = match (Config::parse(&args.source), Config::parse(&args.target)) {
+        (Ok(s), Ok(t)) => (s, t),
+        (Err(e), _) => {
+            eprintln!("privaci: source: {e}");
+            return exit::FAILED;
+        }
+        (_, Err(e)) => {
+            eprintln!("privaci: target: {e}");
+            return exit::FAILED;
+        }
+    };
+    let audit = match &args.audit_log {
+        Some(path) => match Audit::to_file(path) {
+            Ok(a) => Arc::new(a),
+            Err(e) => {
+                eprintln!("privaci: {e}");
+                return exit::FAILED;
+            }
+        },
+        None => Arc::new(Audit::disabled()),
+    };
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let opts = CloneOptions {
+        source,
+        target,
+        config,
+        config_file,
+        config_text,
+        key,
+        jobs,
+        resume: args.resume,
+        schema_mode: if args.schema == SchemaArg::Existing {
+            SchemaMode::Existing
+        } else {
+            SchemaMode::Create
+        },
+        filter: args.filter.filter(),
+        quiet: args.quiet,
+        keep_state: args.keep_state,
+    };
+    let stop = StopHandle::default();
+    let on_signal = stop.clone();
+    let quiet = args.quiet;
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            if !quiet {
+                eprintln!("privaci: interrupted; cancelling the copies in progress...");
+            }
+            on_signal.stop().await;
+        }
+    });
+    match clone_run(opts, audit, stop).await {
+        Ok(report) => {
+            print!("{}", render(&report));
+            if report.interrupted {
+                eprintln!("privaci: interrupted; what committed is kept: run the same command with --resume to finish");
+                exit::FAILED
+            } else if report.failed.is_empty() {
+                exit::SUCCESS
+            } else {
+                eprintln!("privaci: {} unit(s) failed:", report.failed.len());
+                for f in &report.failed {
+                    eprintln!("  {f}");
+                }
+                eprintln!("fix the cause, then run the same command with --resume: completed tables are kept and only the failed ones are redone");
+                exit::FAILED
+            }
+        }
+        Err(CloneError::Config(errors)) => {
+            eprintln!(
+                "privaci: the masking config has {} problem(s):",
+                errors.len()
+            );
+            for e in errors {
+                eprintln!("  {e}");
+            }
+            exit::INVALID_CONFIG
+        }
+        Err(CloneError::Preflight(refusals)) => {
+            eprintln!("privaci: refused at pre-flight; nothing was written to the target:");
+            for r in refusals {
+                eprintln!("  - {r}");
+            }
+            exit::PREFLIGHT
+        }
+        Err(CloneError::Failed(msg)) => {
+            eprintln!("privaci: {msg}");
+            exit::FAILED
+        }
+    }
+}
+
+fn render(report: &CloneReport) -> String {
+    let mut out = String::from("\ntable                                            rows        MB      s     MB/s  masked\n");
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    for u in &report.units {
+        rows += u.rows;
+        bytes += u.bytes;
+        if u.status != "copied" {
+            out += &format!("{:<44} {}\n", u.table, u.status);
+            continue;
+        }
+        out += &format!(
+            "{:<44} {:>9} {:>9.2} {:>6.2} {:>8.0}  {}\n",
+            u.table,
+            u.rows,
+            u.bytes as f64 / 1e6,
+            u.seconds,
+            u.bytes as f64 / 1e6 / u.seconds.max(1e-6),
+            u.masked_columns.join(", ")
+        );
+    }
+    out += &format!(
+        "total: {} units, {rows} rows, {:.1} MB in {:.1} s ({:.0} rows/s){}\n",
+        report.units.len(),
+        bytes as f64 / 1e6,
+        report.seconds,
+        rows as f64 / report.seconds.max(1e-6),
+        if report.failed.is_empty() {
+            String::new()
+        } else {
+            format!("; {} failed", report.failed.len())
+        }
+    );
+    out
+}

@@ -1,0 +1,144 @@
+//! The audit log: JSON Lines, one event per line. It names tables, columns and, for a row the
+//! target rejected, the primary key; it never holds a column's value.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
+
+use crate::error::Error;
+
+pub struct Audit {
+    out: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
+}
+
+impl Audit {
+    pub fn disabled() -> Audit {
+        Audit { out: None }
+    }
+
+    pub fn to_file(path: &std::path::Path) -> Result<Audit, Error> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                Error::new(
+                    crate::ErrorKind::Config,
+                    format!("cannot open the audit log {}: {e}", path.display()),
+                )
+            })?;
+        Ok(Audit {
+            out: Some(Mutex::new(std::io::BufWriter::new(file))),
+        })
+    }
+
+    /// Appends one event; `fields` must hold no column value.
+    pub fn event(&self, event: &str, fields: Value) {
+        let Some(out) = &self.out else { return };
+        let mut line = json!({ "ts": timestamp(), "event": event });
+        if let (Some(obj), Value::Object(extra)) = (line.as_object_mut(), fields) {
+            obj.extend(extra);
+        }
+        if let Ok(mut w) = out.lock() {
+            let _ = writeln!(w, "{line}");
+            let _ = w.flush();
+        }
+    }
+}
+
+/// UTC time as RFC 3339 with milliseconds.
+fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let (y, m, d) = crate::types::datetime::j2date(days + 2440588);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+/// An error as it may be shown and logged: for a server error, the message with every quoted
+/// part replaced (servers quote the offending value there), without DETAIL (which repeats
+/// key values), and with the column and line from the COPY context but not its value.
+pub fn sanitize(e: &Error) -> String {
+    let Some(db) = e.db_error() else {
+        return e.to_string();
+    };
+    let mut out = format!(
+        "{}: {} (SQLSTATE {})",
+        db.severity,
+        strip_quoted(&db.message),
+        db.code
+    );
+    if let Some(ctx) = &db.where_ {
+        // "COPY t, line 3, column email: \"value\"" → line 3, column email
+        for part in ctx.split(", ") {
+            if let Some(line) = part.strip_prefix("line ") {
+                out += &format!(", line {}", line.split(':').next().unwrap_or(line));
+            }
+            if let Some(col) = part.strip_prefix("column ") {
+                out += &format!(", column {}", col.split(':').next().unwrap_or(col));
+            }
+        }
+    }
+    if let Some(c) = &db.constraint {
+        out += &format!(", constraint {c}");
+    }
+    out
+}
+
+/// The row number a COPY error names (`COPY t, line N...`).
+pub fn copy_error_line(e: &Error) -> Option<u64> {
+    let ctx = e.db_error()?.where_.as_deref()?;
+    ctx.split(", ")
+        .find_map(|p| p.strip_prefix("line "))
+        .and_then(|l| l.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+}
+
+fn strip_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_quote = false;
+    for c in s.chars() {
+        if c == '"' {
+            if !in_quote {
+                out.push_str("\"…\"");
+            }
+            in_quote = !in_quote;
+        } else if !in_quote {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::DbError;
+
+    #[test]
+    fn server_errors_lose_their_values() {
+        let db = DbError {
+            severity: "ERROR".into(),
+            code: "22P02".into(),
+            message: "invalid input syntax for type integer: \"secret-42\"".into(),
+            detail: Some("Key (email)=(alice@x.com) already exists.".into()),
+            where_: Some("COPY patients, line 3, column age: \"secret-42\"".into()),
+            ..DbError::default()
+        };
+        let e = Error::from(Box::new(db));
+        let s = sanitize(&e);
+        assert_eq!(s, "ERROR: invalid input syntax for type integer: \"…\" (SQLSTATE 22P02), line 3, column age");
+        assert!(!s.contains("secret") && !s.contains("alice"));
+        assert_eq!(copy_error_line(&e), Some(3));
+        assert!(timestamp().ends_with('Z') && timestamp().len() == 24);
+    }
+}
