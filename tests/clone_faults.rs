@@ -1,0 +1,214 @@
+//! A clone that loses connections, or is killed, still ends with exactly the target an
+//! uninterrupted run makes: retries and `--resume` neither lose nor duplicate a row.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::fault::{Cut, FaultProxy};
+use support::Cluster;
+
+const KEY: &str = "fault test masking key, 32 bytes";
+
+fn cluster() -> Cluster {
+    let c = Cluster::builder()
+        .hba("hostssl all owner 127.0.0.1/32 scram-sha-256")
+        .hba("hostssl all cloner 127.0.0.1/32 scram-sha-256")
+        .start();
+    c.create_role("owner", Some("owner-secret"), false);
+    c.create_role("cloner", Some("cloner-secret"), false);
+    c.psql("postgres", "CREATE DATABASE mhd OWNER owner");
+    for db in ["reference", "faulted"] {
+        c.psql("postgres", &format!("CREATE DATABASE {db} OWNER cloner"));
+    }
+    support::load_fixture(&c, "mhd", "owner", 3);
+    c
+}
+
+fn conninfo(c: &Cluster, port: u16, user: &str, db: &str) -> String {
+    format!(
+        "host=localhost hostaddr=127.0.0.1 port={port} user={user} password={user}-secret dbname={db} sslmode=verify-full sslrootcert={}",
+        c.certs().ca_file.display()
+    )
+}
+
+fn clone_cmd(c: &Cluster, source_port: u16, target_port: u16, db: &str, extra: &[&str]) -> Command {
+    let jobs = if extra.contains(&"--jobs") {
+        None
+    } else {
+        Some("2")
+    };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_privaci"));
+    cmd.args([
+        "clone",
+        "--source",
+        &conninfo(c, source_port, "owner", "mhd"),
+        "--target",
+        &conninfo(c, target_port, "cloner", db),
+        "--config",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/masking/medicalhelpdesk.toml"
+        ),
+        "--quiet",
+    ])
+    .args(jobs.map(|j| vec!["--jobs", j]).unwrap_or_default())
+    .args(extra)
+    .env("PRIVACI_MASK_KEY", KEY)
+    .env("HOME", "/nonexistent");
+    cmd
+}
+
+async fn run(mut cmd: Command) -> (i32, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = cmd.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// Every table's rows, as an order-independent checksum of whole rows, plus the schema.
+fn fingerprint(c: &Cluster, db: &str) -> Vec<String> {
+    let tables = c.psql("mhd", "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname IN ('public', 'clinical') ORDER BY 1");
+    let mut out: Vec<String> = tables
+        .lines()
+        .map(|t| format!("{t} {}", c.psql(db, &format!("SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM {t} x"))))
+        .collect();
+    out.push(c.pg_dump_schema(db));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_are_retried_and_resume_finishes_the_rest() {
+    let c = cluster();
+    let (code, out) = run(clone_cmd(&c, c.port(), c.port(), "reference", &[])).await;
+    assert_eq!(code, 0, "{out}");
+    let reference = fingerprint(&c, "reference");
+
+    // Source connections cut mid-COPY three times: retried, and the result is the same.
+    let proxy = FaultProxy::start(c.port(), Cut::ServerToClient, 120_000, Some(3), 1).await;
+    let audit = c.socket_dir().parent().unwrap().join("faulted.jsonl");
+    let (code, out) = run(clone_cmd(
+        &c,
+        proxy.port,
+        c.port(),
+        "faulted",
+        &["--audit-log", audit.to_str().unwrap()],
+    ))
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(proxy.cuts(), 3, "the proxy cut three copies");
+    let log = std::fs::read_to_string(&audit).unwrap();
+    assert_eq!(log.matches("\"table.retry\"").count(), 3, "{log}");
+    assert_eq!(fingerprint(&c, "faulted"), reference);
+    drop(proxy);
+
+    // Target connections cut mid-COPY IN, likewise.
+    c.psql("postgres", "DROP DATABASE faulted");
+    c.psql("postgres", "CREATE DATABASE faulted OWNER cloner");
+    let proxy = FaultProxy::start(c.port(), Cut::ClientToServer, 100_000, Some(3), 1).await;
+    let (code, out) = run(clone_cmd(&c, c.port(), proxy.port, "faulted", &[])).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(proxy.cuts(), 3);
+    assert_eq!(fingerprint(&c, "faulted"), reference);
+    drop(proxy);
+
+    // A source that keeps dropping big copies: those units fail after three retries, the
+    // run goes on with the others and exits 1; --resume (with the network fixed) finishes it.
+    c.psql("postgres", "DROP DATABASE faulted");
+    c.psql("postgres", "CREATE DATABASE faulted OWNER cloner");
+    let proxy = FaultProxy::start(c.port(), Cut::ServerToClient, 300_000, None, 1).await;
+    let (code, out) = run(clone_cmd(&c, proxy.port, c.port(), "faulted", &[])).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("unit(s) failed") && out.contains("--resume"),
+        "{out}"
+    );
+    assert!(out.contains("public.patients"), "{out}");
+    drop(proxy);
+    let (code, out) = run(clone_cmd(&c, c.port(), c.port(), "faulted", &["--resume"])).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("resumed"),
+        "units done by the first run are skipped: {out}"
+    );
+    assert_eq!(fingerprint(&c, "faulted"), reference);
+
+    // Resuming with another key is refused.
+    c.psql("postgres", "DROP DATABASE faulted");
+    c.psql("postgres", "CREATE DATABASE faulted OWNER cloner");
+    let proxy = FaultProxy::start(c.port(), Cut::ServerToClient, 300_000, None, 1).await;
+    let (code, _) = run(clone_cmd(&c, proxy.port, c.port(), "faulted", &[])).await;
+    assert_eq!(code, 1);
+    drop(proxy);
+    let mut other_key = clone_cmd(&c, c.port(), c.port(), "faulted", &["--resume"]);
+    other_key.env("PRIVACI_MASK_KEY", "a different key of enough length");
+    let (code, out) = run(other_key).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("different masking key"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_then_resume_gives_the_same_target() {
+    let c = cluster();
+    let (code, out) = run(clone_cmd(
+        &c,
+        c.port(),
+        c.port(),
+        "reference",
+        &["--jobs", "1"],
+    ))
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let reference = fingerprint(&c, "reference");
+
+    let audit = c.socket_dir().parent().unwrap().join("killed.jsonl");
+    let mut cmd = clone_cmd(
+        &c,
+        c.port(),
+        c.port(),
+        "faulted",
+        &["--jobs", "1", "--audit-log", audit.to_str().unwrap()],
+    );
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once a few units have committed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .matches("\"table.end\"")
+            .count();
+        if done >= 5 || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let committed = c
+        .psql("faulted", "SELECT count(*) FROM _privaci.table_checkpoints")
+        .parse::<u32>()
+        .unwrap();
+    assert!(
+        (5..40).contains(&committed),
+        "killed mid-run: {committed} units had committed"
+    );
+
+    let (code, out) = run(clone_cmd(&c, c.port(), c.port(), "faulted", &["--resume"])).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(fingerprint(&c, "faulted"), reference);
+}
