@@ -10,8 +10,7 @@
 //!
 //! Writes target/bench/passthrough.json and prints a Markdown table.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use privaci::devcluster as support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

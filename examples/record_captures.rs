@@ -3,10 +3,11 @@
 //! tests/support/capture.rs through the proxy, and writes one capture file per scenario.
 //! Usage: cargo run --example record_captures [scenario-name...]
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+#[path = "../tests/support/capture.rs"]
+mod capture;
 
-use support::capture::{capture_path, run_client, Recorder, NONCE, SCENARIOS};
+use capture::{capture_path, run_client, Recorder, NONCE, SCENARIOS};
+use privaci::devcluster as support;
 
 #[tokio::main]
 async fn main() {
@@ -17,7 +18,7 @@ async fn main() {
         .start();
     cluster.create_role("scram_user", Some("scram-secret"), false);
     cluster.create_role("md5_user", Some("md5-secret"), true);
-    cluster.psql("postgres", support::capture::SETUP_SQL);
+    cluster.psql("postgres", capture::SETUP_SQL);
     let server = cluster.psql("postgres", "SELECT version()");
     for scenario in SCENARIOS
         .iter()

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The main job, end to end on a fresh machine: start a throwaway PostgreSQL cluster with TLS
-# and SCRAM, create a non-superuser, and run `privaci ping` against it with
-# sslmode=verify-full. The cluster is removed afterwards.
+# The main job, end to end on a fresh machine: `privaci demo` starts two throwaway PostgreSQL
+# clusters with TLS and SCRAM, loads the MedicalHelpDesk fixture as a non-superuser, clones
+# it with masking, prints rows before and after and the report, and removes the clusters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/prerequisites.sh
 cargo build --release --locked --bin privaci
-cargo run --release --locked --example demo_server -- target/release/privaci
+./target/release/privaci demo

@@ -8,6 +8,7 @@ pub mod config;
 pub mod conn;
 pub mod conninfo;
 pub mod copy;
+pub mod devcluster;
 pub mod engine;
 pub mod error;
 pub mod mask;

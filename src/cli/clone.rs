@@ -141,7 +141,7 @@ pub async fn run(args: CloneArgs) -> i32 {
     }
 }
 
-fn render(report: &CloneReport) -> String {
+pub(crate) fn render(report: &CloneReport) -> String {
     let mut out = String::from("\ntable                                            rows        MB      s     MB/s  masked\n");
     let (mut rows, mut bytes) = (0u64, 0u64);
     for u in &report.units {

@@ -2,9 +2,12 @@
 //! (0 success, 1 run failed, 2 pre-flight refusal, 3 invalid configuration).
 
 mod clone;
+mod demo;
 mod ping;
 mod plan;
 mod validate;
+
+pub(crate) use clone::render as render_report;
 
 use clap::{Parser, Subcommand};
 
@@ -62,6 +65,11 @@ pub enum Command {
     /// partitions in parallel, from one consistent snapshot), then keys, indexes, foreign
     /// keys, triggers, views and sequence positions. Resumable with --resume.
     Clone(CloneArgs),
+    /// Show privaci at work on this machine, no arguments: start two throwaway PostgreSQL
+    /// clusters, load the MedicalHelpDesk fixture, clone it masked as a non-superuser over
+    /// TLS and SCRAM, print rows before and after, and remove the clusters. Needs the
+    /// PostgreSQL server binaries (apt-get install postgresql).
+    Demo,
 }
 
 #[derive(clap::Args, Debug)]
@@ -166,5 +174,6 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Validate { config, source } => validate::run(&config, source.as_deref()).await,
         Command::Plan(args) => plan::run(args).await,
         Command::Clone(args) => clone::run(args).await,
+        Command::Demo => demo::run().await,
     }
 }

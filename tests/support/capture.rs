@@ -2,6 +2,8 @@
 //! and a real server that notes every chunk with its direction; the replayer is a mock server
 //! that plays a capture's server side and checks the client's bytes exactly.
 
+#![allow(dead_code)]
+
 use std::sync::{Arc, Mutex};
 
 use privaci::conn::{connect_with_nonce, QueryResult};
