@@ -212,3 +212,129 @@ async fn kill_9_then_resume_gives_the_same_target() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(fingerprint(&c, "faulted"), reference);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_cleanly_and_resume_finishes() {
+    let c = cluster();
+    let (code, out) = run(clone_cmd(
+        &c,
+        c.port(),
+        c.port(),
+        "reference",
+        &["--jobs", "1"],
+    ))
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let reference = fingerprint(&c, "reference");
+
+    let audit = c.socket_dir().parent().unwrap().join("interrupted.jsonl");
+    let mut cmd = clone_cmd(
+        &c,
+        c.port(),
+        c.port(),
+        "faulted",
+        &["--jobs", "1", "--audit-log", audit.to_str().unwrap()],
+    );
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&audit)
+        .unwrap_or_default()
+        .matches("\"table.end\"")
+        .count()
+        < 3
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // SIGINT, as Ctrl-C sends.
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("interrupted") && stderr.contains("--resume"),
+        "{stderr}"
+    );
+    assert!(std::fs::read_to_string(&audit)
+        .unwrap()
+        .contains("\"status\":\"interrupted\""));
+    // No connection of the run is left behind on the servers.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        c.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE usename IN ('owner', 'cloner')"
+        ),
+        "0"
+    );
+
+    let (code, out) = run(clone_cmd(&c, c.port(), c.port(), "faulted", &["--resume"])).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(fingerprint(&c, "faulted"), reference);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_the_target_rejects_is_named_by_key_and_column_never_by_value() {
+    let c = Cluster::builder()
+        .hba("host all owner 127.0.0.1/32 scram-sha-256")
+        .hba("host all cloner 127.0.0.1/32 scram-sha-256")
+        .start();
+    c.create_role("owner", Some("owner-secret"), false);
+    c.create_role("cloner", Some("cloner-secret"), false);
+    c.psql("postgres", "CREATE DATABASE src OWNER owner");
+    c.psql("postgres", "CREATE DATABASE dst OWNER cloner");
+    c.psql("src", "SET ROLE owner; CREATE TABLE people (id int PRIMARY KEY, secret text, age int); INSERT INTO people SELECT g, 'secret-' || g, 20 + g % 50 FROM generate_series(1, 100) g; UPDATE people SET age = 150 WHERE id = 42; CREATE TABLE pets (id int PRIMARY KEY, name text); INSERT INTO pets VALUES (1, 'Rex');");
+    // The target's schema (made by "migrations") rejects ages of 100 and more.
+    c.psql("dst", "SET ROLE cloner; CREATE TABLE people (id int PRIMARY KEY, secret text, age int CHECK (age < 100)); CREATE TABLE pets (id int PRIMARY KEY, name text);");
+    let plain = |db: &str, user: &str| {
+        format!(
+            "host=127.0.0.1 port={} user={user} password={user}-secret dbname={db}",
+            c.port()
+        )
+    };
+    let audit = c.socket_dir().parent().unwrap().join("rejected.jsonl");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_privaci"));
+    cmd.args([
+        "clone",
+        "--source",
+        &plain("src", "owner"),
+        "--target",
+        &plain("dst", "cloner"),
+        "--schema",
+        "existing",
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ])
+    .env("HOME", "/nonexistent");
+    let (code, out) = run(cmd).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("public.people: (row with primary key id=42)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("violates check constraint") && out.contains("constraint people_age_check"),
+        "{out}"
+    );
+    let log = std::fs::read_to_string(&audit).unwrap();
+    assert!(log.contains("\"primary_key\":\"id=42\""), "{log}");
+    for text in [&out, &log] {
+        assert!(
+            !text.contains("secret-42") && !text.contains("150"),
+            "a value leaked: {text}"
+        );
+    }
+    // The other table was copied; the failed one holds nothing.
+    assert_eq!(c.psql("dst", "SELECT count(*) FROM pets"), "1");
+    assert_eq!(c.psql("dst", "SELECT count(*) FROM people"), "0");
+}
