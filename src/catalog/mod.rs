@@ -107,6 +107,9 @@ pub struct Column {
     pub base_type_name: String,
     /// An enum (its values travel as their labels) or an array of one.
     pub is_enum: bool,
+    /// The type (and its base or element type) has binary send/receive functions; without
+    /// them the table is copied in text format.
+    pub binary_io: bool,
     /// `COLLATE "x"` when it differs from the type's default.
     pub collation: Option<String>,
     pub not_null: bool,

@@ -341,7 +341,9 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
                 a.attnotnull, CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, ad.adrelid) END, nullif(a.attidentity, ''),
                 CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) END, a.attislocal, col_description(a.attrelid, a.attnum),
                 CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) ELSE format_type(a.atttypid, a.atttypmod) END,
-                t.typtype = 'e' OR (t.typcategory = 'A' AND EXISTS (SELECT 1 FROM pg_type et WHERE et.oid = t.typelem AND et.typtype = 'e'))
+                t.typtype = 'e' OR (t.typcategory = 'A' AND EXISTS (SELECT 1 FROM pg_type et WHERE et.oid = t.typelem AND et.typtype = 'e')),
+                (SELECT bool_and(x.typsend <> 0 AND x.typreceive <> 0) FROM pg_type x
+                  WHERE x.oid IN (t.oid, t.typbasetype, t.typelem, (SELECT b.typelem FROM pg_type b WHERE b.oid = t.typbasetype)))
          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
          JOIN pg_type t ON t.oid = a.atttypid
          LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
@@ -366,6 +368,7 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
             comment: g.opt(12),
             base_type_name: g.s(13)?,
             is_enum: g.bool(14)?,
+            binary_io: g.bool(15)?,
         });
     }
 

@@ -199,13 +199,19 @@ fn text(cat: &Catalog, resolved: &[ResolvedTable], refusals: &[String]) -> Strin
         human_bytes(bytes)
     );
     for t in &units {
-        let masked = resolved
-            .iter()
-            .find(|r| r.table == t.name)
-            .map(|r| r.is_masked())
-            .unwrap_or(false);
+        let r = resolved.iter().find(|r| r.table == t.name);
+        let masked = r.is_some_and(|r| r.is_masked());
+        let text_copy = r
+            .filter(|r| !r.text_fallback.is_empty())
+            .map(|r| {
+                format!(
+                    "  [text COPY: no binary I/O for {}]",
+                    r.text_fallback.join(", ")
+                )
+            })
+            .unwrap_or_default();
         out += &format!(
-            "  {:<45} {:>10} rows {:>9}{}{}\n",
+            "  {:<45} {:>10} rows {:>9}{}{}{text_copy}\n",
             t.name.to_string(),
             t.estimated_rows,
             human_bytes(t.size_bytes),
@@ -281,6 +287,7 @@ fn as_json(cat: &Catalog, resolved: &[ResolvedTable], refusals: &[String]) -> se
             "bound": t.bound,
             "estimated_rows": t.estimated_rows,
             "size_bytes": t.size_bytes,
+            "copy_format": if resolved.iter().any(|r| r.table == t.name && !r.text_fallback.is_empty()) { "text" } else { "binary" },
             "columns": resolved.iter().find(|r| r.table == t.name).map(|r| r.columns.iter().map(|c| json!({
                 "name": c.name,
                 "type": c.type_name,

@@ -41,6 +41,8 @@ pub struct ResolvedTable {
     pub parent: Option<QualifiedName>,
     /// A partitioned parent: it holds no rows; its partitions are the ones copied.
     pub partitioned: bool,
+    /// Columns whose type has no binary I/O: the table is copied in text format.
+    pub text_fallback: Vec<String>,
     pub columns: Vec<ResolvedColumn>,
 }
 
@@ -341,10 +343,39 @@ pub fn resolve(
                 format!("unlisted_columns = \"fail\", and these columns are not listed: {}; classify each one (\"keep\" if it holds no personal data)", unlisted.join(", ")),
             ));
         }
+        let text_fallback: Vec<String> = t
+            .columns
+            .iter()
+            .filter(|c| c.generated.is_none() && !c.binary_io)
+            .map(|c| c.name.clone())
+            .collect();
+        if !text_fallback.is_empty() && owner == t.name {
+            // In text format only text values can be masked (they are the same bytes there).
+            for c in columns.iter().filter(|c| {
+                c.copied
+                    && !matches!(
+                        c.strategy,
+                        StrategySpec::Keep | StrategySpec::Default | StrategySpec::Null
+                    )
+            }) {
+                if !c.spec.as_ref().is_some_and(|s| s.kind == TypeKind::Text) {
+                    errors.push(err(
+                        rules.get(&(owner.clone(), c.name.clone())).and_then(|r| r.2),
+                        format!("table \"{}\", column \"{}\"", t.name, c.name),
+                        format!(
+                            "the table is copied in text format (column {} has a type without binary I/O), where only text columns can be masked; use keep, null or default for this {} column",
+                            text_fallback.join(", "),
+                            c.type_name
+                        ),
+                    ));
+                }
+            }
+        }
         out.push(ResolvedTable {
             table: t.name.clone(),
             parent: t.parent.clone(),
             partitioned: t.is_partitioned(),
+            text_fallback,
             columns,
         });
     }

@@ -603,8 +603,16 @@ async fn copy_unit(
     let mut plan = resolved
         .plan(shared.opts.key.as_ref())
         .map_err(|m| (Error::new(ErrorKind::Mask, m), None))?;
-    // Columns whose values embed type OIDs have them rewritten.
-    for (name, action) in plan.columns.iter_mut() {
+    // A column type without binary I/O makes the whole table travel in text format.
+    let text = !resolved.text_fallback.is_empty();
+    if text {
+        shared.audit.event(
+            "table.fallback_text",
+            json!({ "table": table.name.to_string(), "columns": resolved.text_fallback }),
+        );
+    }
+    // Columns whose binary values embed type OIDs have them rewritten (text has no OIDs).
+    for (name, action) in plan.columns.iter_mut().filter(|_| !text) {
         if let (ColumnAction::Keep, Some(col)) =
             (&*action, table.columns.iter().find(|c| &c.name == name))
         {
@@ -643,19 +651,25 @@ async fn copy_unit(
             .await?;
         let mut out = source
             .copy_out(&format!(
-                "COPY (SELECT {} FROM ONLY {}) TO STDOUT (FORMAT binary)",
+                "COPY (SELECT {} FROM ONLY {}) TO STDOUT (FORMAT {})",
                 source_cols.join(", "),
-                table.name.quoted
+                table.name.quoted,
+                if text { "text" } else { "binary" }
             ))
             .await?;
         let sink = target
             .copy_in(&format!(
-                "COPY {} ({}) FROM STDIN (FORMAT binary, FREEZE)",
+                "COPY {} ({}) FROM STDIN (FORMAT {}, FREEZE)",
                 table.name.quoted,
-                target_cols.join(", ")
+                target_cols.join(", "),
+                if text { "text" } else { "binary" }
             ))
             .await?;
-        let stats = super::stream_table(&table.name.to_string(), &mut out, sink, plan).await?;
+        let stats = if text {
+            super::stream_table_text(&table.name.to_string(), &mut out, sink, plan).await?
+        } else {
+            super::stream_table(&table.name.to_string(), &mut out, sink, plan).await?
+        };
         drop(out);
         target
             .execute(&state::checkpoint_sql(

@@ -7,4 +7,4 @@ pub mod preflight;
 pub mod state;
 pub mod stream;
 
-pub use stream::{stream_table, StreamStats};
+pub use stream::{stream_table, stream_table_text, StreamStats};

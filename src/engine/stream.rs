@@ -4,7 +4,8 @@
 
 use crate::conn::{CopyInSink, CopyOutStream};
 use crate::error::{Error, ErrorKind};
-use crate::mask::{MaskPlan, Rewriter};
+use crate::mask::text_rewriter::TextRewriter;
+use crate::mask::{MaskError, MaskPlan, Rewriter};
 use crate::wire::copy_frames::CopyDataPayloads;
 
 /// Rewritten bytes are sent once this many have gathered.
@@ -17,50 +18,118 @@ pub struct StreamStats {
     pub bytes_in: u64,
 }
 
+/// A rewriter of COPY data, binary or text.
+trait Rewrite {
+    fn feed(&mut self, data: &[u8]) -> Result<(), MaskError>;
+    fn output(&mut self) -> &mut bytes::BytesMut;
+    fn finish(&self) -> Result<u64, MaskError>;
+}
+
+impl Rewrite for Rewriter {
+    fn feed(&mut self, data: &[u8]) -> Result<(), MaskError> {
+        Rewriter::feed(self, data)
+    }
+    fn output(&mut self) -> &mut bytes::BytesMut {
+        Rewriter::output(self)
+    }
+    fn finish(&self) -> Result<u64, MaskError> {
+        Rewriter::finish(self)
+    }
+}
+
+impl Rewrite for TextRewriter {
+    fn feed(&mut self, data: &[u8]) -> Result<(), MaskError> {
+        TextRewriter::feed(self, data)
+    }
+    fn output(&mut self) -> &mut bytes::BytesMut {
+        TextRewriter::output(self)
+    }
+    fn finish(&self) -> Result<u64, MaskError> {
+        TextRewriter::finish(self)
+    }
+}
+
 /// Streams one binary COPY from `out` into `sink` and finishes the sink. `table` names the
 /// table in errors; a masking error names the row and column, never the value, and aborts the
 /// target COPY with CopyFail so nothing partial is committed.
 pub async fn stream_table(
     table: &str,
     out: &mut CopyOutStream<'_>,
-    mut sink: CopyInSink<'_>,
+    sink: CopyInSink<'_>,
     plan: MaskPlan,
 ) -> Result<StreamStats, Error> {
-    let mut bytes_in = 0u64;
     if plan.is_passthrough() {
-        while let Some(frames) = out.next_frames().await? {
-            bytes_in += frames.len() as u64;
-            sink.write_frames(&frames).await?;
-        }
-    } else {
-        let mut rewriter = Rewriter::new(plan);
-        while let Some(frames) = out.next_frames().await? {
-            bytes_in += frames.len() as u64;
-            for payload in CopyDataPayloads::new(&frames) {
-                if let Err(e) = rewriter.feed(payload) {
-                    let err = Error::new(
-                        ErrorKind::Protocol,
-                        format!("masking table {table} failed at {e}"),
-                    );
-                    let _ = sink.fail(&format!("privaci: masking failed at {e}")).await;
-                    return Err(err);
-                }
-            }
-            if rewriter.output().len() >= OUTPUT_BATCH {
-                sink.write(rewriter.output()).await?;
-                rewriter.output().clear();
-            }
-        }
-        if let Err(e) = rewriter.finish() {
-            let _ = sink.fail(&format!("privaci: {e}")).await;
-            return Err(Error::new(
-                ErrorKind::Protocol,
-                format!("table {table}: {e}"),
-            ));
-        }
-        sink.write(rewriter.output()).await?;
-        rewriter.output().clear();
+        return forward(table, out, sink).await;
     }
+    rewrite(table, out, sink, Rewriter::new(plan)).await
+}
+
+/// As `stream_table`, for a COPY in text format (a table with a type that has no binary I/O).
+pub async fn stream_table_text(
+    table: &str,
+    out: &mut CopyOutStream<'_>,
+    sink: CopyInSink<'_>,
+    plan: MaskPlan,
+) -> Result<StreamStats, Error> {
+    if plan.is_passthrough() {
+        return forward(table, out, sink).await;
+    }
+    rewrite(table, out, sink, TextRewriter::new(plan)).await
+}
+
+/// Rows forwarded as the source sent them.
+async fn forward(
+    table: &str,
+    out: &mut CopyOutStream<'_>,
+    mut sink: CopyInSink<'_>,
+) -> Result<StreamStats, Error> {
+    let mut bytes_in = 0u64;
+    while let Some(frames) = out.next_frames().await? {
+        bytes_in += frames.len() as u64;
+        sink.write_frames(&frames).await?;
+    }
+    finish(table, out, sink, bytes_in).await
+}
+
+async fn rewrite(
+    table: &str,
+    out: &mut CopyOutStream<'_>,
+    mut sink: CopyInSink<'_>,
+    mut rewriter: impl Rewrite,
+) -> Result<StreamStats, Error> {
+    let mut bytes_in = 0u64;
+    while let Some(frames) = out.next_frames().await? {
+        bytes_in += frames.len() as u64;
+        for payload in CopyDataPayloads::new(&frames) {
+            if let Err(e) = rewriter.feed(payload) {
+                let err = Error::new(
+                    ErrorKind::Mask,
+                    format!("masking table {table} failed at {e}"),
+                );
+                let _ = sink.fail(&format!("privaci: masking failed at {e}")).await;
+                return Err(err);
+            }
+        }
+        if rewriter.output().len() >= OUTPUT_BATCH {
+            sink.write(rewriter.output()).await?;
+            rewriter.output().clear();
+        }
+    }
+    if let Err(e) = rewriter.finish() {
+        let _ = sink.fail(&format!("privaci: {e}")).await;
+        return Err(Error::new(ErrorKind::Mask, format!("table {table}: {e}")));
+    }
+    sink.write(rewriter.output()).await?;
+    rewriter.output().clear();
+    finish(table, out, sink, bytes_in).await
+}
+
+async fn finish(
+    table: &str,
+    out: &CopyOutStream<'_>,
+    sink: CopyInSink<'_>,
+    bytes_in: u64,
+) -> Result<StreamStats, Error> {
     let rows = sink.finish().await?;
     let rows_out = out.rows().unwrap_or(rows);
     if rows != rows_out {

@@ -9,6 +9,7 @@ pub mod remap;
 pub mod rewriter;
 pub mod spec;
 pub mod strategies;
+pub mod text_rewriter;
 
 pub use key::{MaskKey, Prf};
 pub use rewriter::{ColumnAction, MaskError, MaskPlan, Rewriter};
