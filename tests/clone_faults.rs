@@ -338,3 +338,36 @@ async fn a_row_the_target_rejects_is_named_by_key_and_column_never_by_value() {
     assert_eq!(c.psql("dst", "SELECT count(*) FROM pets"), "1");
     assert_eq!(c.psql("dst", "SELECT count(*) FROM people"), "0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_tables_split_into_ctid_chunks_give_the_same_target() {
+    let c = cluster();
+    let (code, out) = run(clone_cmd(&c, c.port(), c.port(), "reference", &[])).await;
+    assert_eq!(code, 0, "{out}");
+    let reference = fingerprint(&c, "reference");
+
+    // Every table over 64 kB is split, and source connections are cut mid-chunk twice.
+    let proxy = FaultProxy::start(c.port(), Cut::ServerToClient, 40_000, Some(2), 1).await;
+    let audit = c.socket_dir().parent().unwrap().join("split.jsonl");
+    let (code, out) = run(clone_cmd(
+        &c,
+        proxy.port,
+        c.port(),
+        "faulted",
+        &[
+            "--split-tables-larger-than",
+            "64kB",
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ],
+    ))
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let log = std::fs::read_to_string(&audit).unwrap();
+    let chunks = log
+        .lines()
+        .filter(|l| l.contains("\"table.end\"") && l.contains("\"table\":\"public.patients#"))
+        .count();
+    assert!(chunks >= 3, "patients was split: {chunks} chunks");
+    assert_eq!(fingerprint(&c, "faulted"), reference);
+}

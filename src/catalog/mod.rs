@@ -173,6 +173,8 @@ pub struct Table {
     pub estimated_rows: i64,
     /// Table size including TOAST, without indexes.
     pub size_bytes: i64,
+    /// Blocks in the main fork (for splitting by ctid ranges).
+    pub pages: i64,
     pub comment: Option<String>,
     /// Whether the connected role may read it.
     pub readable: bool,

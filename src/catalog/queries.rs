@@ -293,7 +293,8 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
                 CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END,
                 pn.nspname, pc.relname, quote_ident(pn.nspname) || '.' || quote_ident(pc.relname),
                 greatest(c.reltuples, 0)::bigint, pg_table_size(c.oid), obj_description(c.oid, 'pg_class'),
-                has_table_privilege(c.oid, 'SELECT')
+                has_table_privilege(c.oid, 'SELECT'),
+                pg_relation_size(c.oid) / current_setting('block_size')::bigint
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          LEFT JOIN pg_partitioned_table p ON p.partrelid = c.oid
          LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND c.relispartition
@@ -326,6 +327,7 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
             size_bytes: g.i64(12)?,
             comment: g.opt(13),
             readable: g.bool(14)?,
+            pages: g.i64(15)?,
         });
     }
     let index_of: HashMap<u32, usize> = cat

@@ -88,6 +88,7 @@ pub async fn run(args: CloneArgs) -> i32 {
         filter: args.filter.filter(),
         quiet: args.quiet,
         keep_state: args.keep_state,
+        split_bytes: args.split_tables_larger_than,
     };
     let stop = StopHandle::default();
     let on_signal = stop.clone();

@@ -116,6 +116,7 @@ async fn demo(source: Cluster, target: Cluster) -> i32 {
         filter: Default::default(),
         quiet: true,
         keep_state: false,
+        split_bytes: 0,
     };
     match clone_run(opts, Arc::new(Audit::disabled()), StopHandle::default()).await {
         Ok(report) => {

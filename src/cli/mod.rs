@@ -72,6 +72,23 @@ pub enum Command {
     Demo,
 }
 
+/// `1GB`, `500MB`, `64kB` or a number of bytes.
+fn parse_size(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.to_ascii_lowercase() {
+        l if l.ends_with("gb") => (&t[..t.len() - 2], 1i64 << 30),
+        l if l.ends_with("mb") => (&t[..t.len() - 2], 1 << 20),
+        l if l.ends_with("kb") => (&t[..t.len() - 2], 1 << 10),
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .map(|n| n * mult)
+        .ok_or_else(|| format!("\"{s}\" is not a size (like 1GB, 500MB, 64kB or bytes)"))
+}
+
 #[derive(clap::Args, Debug)]
 pub struct CloneArgs {
     /// The database to clone.
@@ -101,6 +118,10 @@ pub struct CloneArgs {
     /// Keep the run state (schema _privaci) on the target after a complete run.
     #[arg(long)]
     pub keep_state: bool,
+    /// Split tables larger than this (TOAST included) into ctid-range chunks copied in
+    /// parallel: 1GB, 500MB, 64kB or bytes; 0 never splits.
+    #[arg(long, value_name = "SIZE", default_value = "1GB", value_parser = parse_size)]
+    pub split_tables_larger_than: i64,
     #[command(flatten)]
     pub filter: FilterArgs,
 }

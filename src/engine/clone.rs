@@ -42,6 +42,9 @@ pub struct CloneOptions {
     pub quiet: bool,
     /// Keep `_privaci` after a complete run (it is dropped by default).
     pub keep_state: bool,
+    /// Tables larger than this (bytes, TOAST included) are split into ctid-range chunks
+    /// copied in parallel; 0 never splits.
+    pub split_bytes: i64,
 }
 
 /// How a run ended badly, mapped to exit codes 3, 2 and 1.
@@ -77,11 +80,76 @@ pub struct CloneReport {
     pub interrupted: bool,
 }
 
-/// A unit of work: one table or partition.
+/// A unit of work: one table or partition, or a ctid range of a big one.
 #[derive(Debug, Clone)]
 struct Unit {
     table: QualifiedName,
     size: i64,
+    chunk: Option<Chunk>,
+}
+
+/// Blocks `from..to` of a table (the last chunk has no upper end, so rows past the estimate
+/// are not missed).
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    index: usize,
+    count: usize,
+    from: i64,
+    to: Option<i64>,
+}
+
+impl Unit {
+    /// The name its checkpoint is recorded under.
+    fn key(&self) -> String {
+        match self.chunk {
+            None => self.table.to_string(),
+            Some(c) => format!("{}#{}/{}", self.table, c.index + 1, c.count),
+        }
+    }
+
+    /// The row filter of a chunk.
+    fn predicate(&self) -> String {
+        match self.chunk {
+            None => String::new(),
+            Some(c) => format!(
+                " WHERE ctid >= '({},0)'::tid{}",
+                c.from,
+                c.to.map(|t| format!(" AND ctid < '({t},0)'::tid"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// Splits big tables into chunks of about `split_bytes`.
+fn make_units(cat: &Catalog, split_bytes: i64) -> Vec<Unit> {
+    let mut units = Vec::new();
+    for t in cat.data_tables() {
+        if split_bytes > 0 && t.size_bytes > split_bytes && t.pages > 1 {
+            let count = ((t.size_bytes + split_bytes - 1) / split_bytes).min(t.pages) as usize;
+            let step = (t.pages + count as i64 - 1) / count as i64;
+            for index in 0..count {
+                let to = (index + 1 < count).then(|| (index as i64 + 1) * step);
+                units.push(Unit {
+                    table: t.name.clone(),
+                    size: t.size_bytes / count as i64,
+                    chunk: Some(Chunk {
+                        index,
+                        count,
+                        from: index as i64 * step,
+                        to,
+                    }),
+                });
+            }
+        } else {
+            units.push(Unit {
+                table: t.name.clone(),
+                size: t.size_bytes,
+                chunk: None,
+            });
+        }
+    }
+    units
 }
 
 struct Shared {
@@ -91,6 +159,8 @@ struct Shared {
     oids: Arc<OidMap>,
     queue: Mutex<VecDeque<Unit>>,
     loaded: Mutex<HashSet<QualifiedName>>,
+    /// Units of each table still to copy; a table is loaded when its count reaches zero.
+    pending: Mutex<HashMap<QualifiedName, usize>>,
     steps_done: Mutex<HashSet<String>>,
     post: Vec<Step>,
     reports: Mutex<Vec<UnitReport>>,
@@ -244,25 +314,17 @@ pub async fn run(
             .filter(|s| s.phase == Phase::SequenceValues)
             .collect()
     };
-    let mut units: Vec<Unit> = cat
-        .data_tables()
-        .map(|t| Unit {
-            table: t.name.clone(),
-            size: t.size_bytes,
-        })
-        .collect();
-    units.sort_by(|a, b| b.size.cmp(&a.size).then(a.table.cmp(&b.table)));
-    let mut loaded: HashSet<QualifiedName> = HashSet::new();
+    let mut units = make_units(&cat, opts.split_bytes);
+    units.sort_by(|a, b| b.size.cmp(&a.size).then(a.key().cmp(&b.key())));
     let mut reports = Vec::new();
     units.retain(|u| {
-        if prior.done_units.contains(&u.table.to_string()) {
-            loaded.insert(u.table.clone());
+        if prior.done_units.contains(&u.key()) {
             audit.event(
                 "table.skipped",
-                json!({ "table": u.table.to_string(), "reason": "done by an earlier run" }),
+                json!({ "table": u.key(), "reason": "done by an earlier run" }),
             );
             reports.push(UnitReport {
-                table: u.table.to_string(),
+                table: u.key(),
                 rows: 0,
                 bytes: 0,
                 seconds: 0.0,
@@ -274,6 +336,29 @@ pub async fn run(
             true
         }
     });
+    let mut pending: HashMap<QualifiedName, usize> = HashMap::new();
+    for u in &units {
+        *pending.entry(u.table.clone()).or_default() += 1;
+    }
+    // Tables with nothing left to copy (an earlier run did it) are loaded.
+    let loaded: HashSet<QualifiedName> = cat
+        .data_tables()
+        .filter(|t| !pending.contains_key(&t.name))
+        .map(|t| t.name.clone())
+        .collect();
+    // A split table is emptied once, before its chunks, unless some chunk already committed.
+    for t in cat.data_tables() {
+        let split = units.iter().any(|u| u.table == t.name && u.chunk.is_some());
+        let some_committed = prior
+            .done_units
+            .iter()
+            .any(|k| k.starts_with(&format!("{}#", t.name)));
+        if split && !some_committed {
+            target
+                .execute(&format!("TRUNCATE ONLY {}", t.name.quoted))
+                .await?;
+        }
+    }
     let shared = Arc::new(Shared {
         opts: CloneOptionsShared {
             source: opts.source.clone(),
@@ -288,6 +373,7 @@ pub async fn run(
         total_units: units.len(),
         queue: Mutex::new(units.into()),
         loaded: Mutex::new(loaded),
+        pending: Mutex::new(pending),
         steps_done: Mutex::new(steps_done),
         post,
         reports: Mutex::new(reports),
@@ -459,7 +545,7 @@ async fn worker(_id: usize, shared: Arc<Shared>) -> Result<(), Error> {
         let Some(unit) = shared.queue.lock().ok().and_then(|mut q| q.pop_front()) else {
             return Ok(());
         };
-        let name = unit.table.to_string();
+        let name = unit.key();
         shared.audit.event("table.start", json!({ "table": name }));
         let mut attempt = 0u32;
         loop {
@@ -514,14 +600,22 @@ async fn worker(_id: usize, shared: Arc<Shared>) -> Result<(), Error> {
                             status: "copied".into(),
                         });
                     }
-                    // Loaded means keys built too: foreign keys to it may then be added.
-                    match table_post_data(&shared, target, &unit.table).await {
-                        Ok(()) => {
-                            if let Ok(mut l) = shared.loaded.lock() {
-                                l.insert(unit.table.clone());
+                    // The table's last unit builds its keys and indexes; loaded means keys built
+                    // too, so foreign keys to it may then be added.
+                    let last = shared.pending.lock().map(|mut p| {
+                        let left = p.entry(unit.table.clone()).or_insert(1);
+                        *left = left.saturating_sub(1);
+                        *left == 0
+                    });
+                    if last.unwrap_or(false) {
+                        match table_post_data(&shared, target, &unit.table).await {
+                            Ok(()) => {
+                                if let Ok(mut l) = shared.loaded.lock() {
+                                    l.insert(unit.table.clone());
+                                }
                             }
+                            Err(e) => fail(&shared, &name, &e, None),
                         }
-                        Err(e) => fail(&shared, &name, &e, None),
                     }
                     if let Err(e) = foreign_keys_ready(&shared, target).await {
                         fail(&shared, &format!("{name} (foreign keys)"), &e, None);
@@ -646,23 +740,31 @@ async fn copy_unit(
                 catalog::quote_literal(&shared.opts.snapshot)
             ))
             .await?;
-        target
-            .execute(&format!("BEGIN; TRUNCATE ONLY {}", table.name.quoted))
-            .await?;
+        // A whole table is emptied and loaded frozen in one transaction; a chunk is only loaded
+        // (the table was emptied once, before its chunks).
+        if unit.chunk.is_none() {
+            target
+                .execute(&format!("BEGIN; TRUNCATE ONLY {}", table.name.quoted))
+                .await?;
+        } else {
+            target.execute("BEGIN").await?;
+        }
         let mut out = source
             .copy_out(&format!(
-                "COPY (SELECT {} FROM ONLY {}) TO STDOUT (FORMAT {})",
+                "COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT {})",
                 source_cols.join(", "),
                 table.name.quoted,
+                unit.predicate(),
                 if text { "text" } else { "binary" }
             ))
             .await?;
         let sink = target
             .copy_in(&format!(
-                "COPY {} ({}) FROM STDIN (FORMAT {}, FREEZE)",
+                "COPY {} ({}) FROM STDIN (FORMAT {}{})",
                 table.name.quoted,
                 target_cols.join(", "),
-                if text { "text" } else { "binary" }
+                if text { "text" } else { "binary" },
+                if unit.chunk.is_none() { ", FREEZE" } else { "" }
             ))
             .await?;
         let stats = if text {
@@ -673,7 +775,7 @@ async fn copy_unit(
         drop(out);
         target
             .execute(&state::checkpoint_sql(
-                &table.name.to_string(),
+                &unit.key(),
                 stats.rows,
                 stats.bytes_in,
             ))
@@ -691,12 +793,13 @@ async fn copy_unit(
                 (Some(line), Some(pk)) if !retryable(&e) => {
                     let cols: Vec<String> = pk.columns.iter().map(|c| quoted(c)).collect();
                     let sql = format!(
-                        "SELECT {} FROM ONLY {} OFFSET {} LIMIT 1",
+                        "SELECT {} FROM ONLY {}{} OFFSET {} LIMIT 1",
                         cols.iter()
                             .map(|c| format!("{c}::text"))
                             .collect::<Vec<_>>()
                             .join(", "),
                         table.name.quoted,
+                        unit.predicate(),
                         line.saturating_sub(1)
                     );
                     source
