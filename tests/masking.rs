@@ -124,7 +124,9 @@ async fn mask_into_target(c: &Cluster, key: &MaskKey) {
             ))
             .await
             .unwrap();
-        let stats = stream_table(table, &mut out, sink, plan).await.unwrap();
+        let stats = stream_table(table, &mut out, sink, plan, &|_| {})
+            .await
+            .unwrap();
         assert_eq!(stats.rows, if table == "customers" { 3000 } else { 6000 });
     }
 }
@@ -267,7 +269,7 @@ async fn a_masking_error_names_table_row_and_column_and_loads_nothing() {
         .copy_in("COPY docs FROM STDIN (FORMAT binary)")
         .await
         .unwrap();
-    let err = stream_table("public.docs", &mut out, sink, plan)
+    let err = stream_table("public.docs", &mut out, sink, plan, &|_| {})
         .await
         .unwrap_err()
         .to_string();

@@ -168,6 +168,7 @@ struct Shared {
     cancelled: Arc<AtomicBool>,
     cancel_tokens: Mutex<Vec<CancelToken>>,
     audit: Arc<Audit>,
+    progress: super::progress::Progress,
     total_units: usize,
     done_count: Mutex<usize>,
 }
@@ -177,7 +178,6 @@ struct CloneOptionsShared {
     target: Config,
     key: Option<MaskKey>,
     snapshot: String,
-    quiet: bool,
 }
 
 /// Handle to stop a run from outside (Ctrl-C): copies are cancelled, units roll back.
@@ -359,13 +359,15 @@ pub async fn run(
                 .await?;
         }
     }
+    let jobs = opts.jobs.max(1).min(units.len().max(1));
+    let total_bytes: u64 = units.iter().map(|u| u.size.max(0) as u64).sum();
+    let progress = super::progress::Progress::new(jobs, total_bytes, units.len(), quiet);
     let shared = Arc::new(Shared {
         opts: CloneOptionsShared {
             source: opts.source.clone(),
             target: opts.target.clone(),
             key: opts.key.clone(),
             snapshot,
-            quiet,
         },
         resolved: resolved.into_iter().map(|r| (r.table.clone(), r)).collect(),
         catalog: cat,
@@ -381,6 +383,7 @@ pub async fn run(
         cancelled: stop.flag.clone(),
         cancel_tokens: Mutex::new(vec![coordinator.cancel_token(), target.cancel_token()]),
         audit: audit.clone(),
+        progress,
         done_count: Mutex::new(0),
     });
     if let Ok(mut g) = stop.tokens.lock() {
@@ -409,18 +412,18 @@ pub async fn run(
     foreign_keys_ready(&shared, &mut target).await?;
 
     // 4. Workers.
-    let jobs = opts.jobs.max(1).min(shared.total_units.max(1));
-    log(
-        quiet,
-        format!("copying {} units with {jobs} workers", shared.total_units),
-    );
+    shared.progress.line(&format!(
+        "copying {} units with {jobs} workers",
+        shared.total_units
+    ));
     let mut handles = Vec::new();
     for id in 0..jobs {
         let shared = shared.clone();
         handles.push(tokio::spawn(async move { worker(id, shared).await }));
     }
     for h in handles {
-        if let Ok(Err(e)) = h.await {
+        let joined = h.await;
+        if let Ok(Err(e)) = joined {
             shared
                 .failed
                 .lock()
@@ -428,6 +431,7 @@ pub async fn run(
                 .ok();
         }
     }
+    shared.progress.finish();
     let interrupted = shared.cancelled.load(Ordering::SeqCst);
 
     // 5. The rest of post-data, if nothing was interrupted.
@@ -536,7 +540,7 @@ async fn session(shared: &Shared) -> Result<(Connection, Connection), Error> {
     Ok((source, target))
 }
 
-async fn worker(_id: usize, shared: Arc<Shared>) -> Result<(), Error> {
+async fn worker(id: usize, shared: Arc<Shared>) -> Result<(), Error> {
     let mut conns: Option<(Connection, Connection)> = None;
     loop {
         if shared.cancelled.load(Ordering::SeqCst) {
@@ -547,6 +551,7 @@ async fn worker(_id: usize, shared: Arc<Shared>) -> Result<(), Error> {
         };
         let name = unit.key();
         shared.audit.event("table.start", json!({ "table": name }));
+        shared.progress.unit_start(id, &name);
         let mut attempt = 0u32;
         loop {
             if conns.is_none() {
@@ -571,7 +576,8 @@ async fn worker(_id: usize, shared: Arc<Shared>) -> Result<(), Error> {
                 break;
             };
             let started = Instant::now();
-            match copy_unit(&shared, source, target, &unit).await {
+            let on_bytes = |n: u64| shared.progress.bytes(id, n);
+            match copy_unit(&shared, source, target, &unit, &on_bytes).await {
                 Ok((rows, bytes, masked)) => {
                     let seconds = started.elapsed().as_secs_f64();
                     shared.audit.event("table.end", json!({ "table": name, "rows": rows, "bytes": bytes, "seconds": seconds, "masked_columns": masked }));
@@ -579,17 +585,19 @@ async fn worker(_id: usize, shared: Arc<Shared>) -> Result<(), Error> {
                         *c += 1;
                         *c
                     });
-                    log(
-                        shared.opts.quiet,
-                        format!(
-                            "[{}/{}] {name}: {rows} rows, {:.1} MB in {seconds:.2} s ({:.0} MB/s){}",
-                            n.unwrap_or(0),
-                            shared.total_units,
-                            bytes as f64 / 1e6,
-                            bytes as f64 / 1e6 / seconds.max(1e-6),
-                            if masked.is_empty() { String::new() } else { format!(", masked: {}", masked.join(", ")) }
-                        ),
-                    );
+                    let n = n.unwrap_or(0);
+                    shared.progress.unit_done(id, n, shared.total_units);
+                    shared.progress.line(&format!(
+                        "[{n}/{}] {name}: {rows} rows, {:.1} MB in {seconds:.2} s ({:.0} MB/s){}",
+                        shared.total_units,
+                        bytes as f64 / 1e6,
+                        bytes as f64 / 1e6 / seconds.max(1e-6),
+                        if masked.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", masked: {}", masked.join(", "))
+                        }
+                    ));
                     if let Ok(mut r) = shared.reports.lock() {
                         r.push(UnitReport {
                             table: name.clone(),
@@ -645,14 +653,11 @@ async fn worker(_id: usize, shared: Arc<Shared>) -> Result<(), Error> {
 async fn retry_pause(shared: &Shared, table: &str, attempt: u32, e: &Error) {
     let wait = Duration::from_millis(500 * (1 << (attempt - 1)));
     shared.audit.event("table.retry", json!({ "table": table, "attempt": attempt, "error": sanitize(e), "wait_ms": wait.as_millis() as u64 }));
-    log(
-        shared.opts.quiet,
-        format!(
-            "{table}: connection lost ({}); retry {attempt} of 3 in {} ms",
-            sanitize(e),
-            wait.as_millis()
-        ),
-    );
+    shared.progress.line(&format!(
+        "{table}: connection lost ({}); retry {attempt} of 3 in {} ms",
+        sanitize(e),
+        wait.as_millis()
+    ));
     tokio::time::sleep(wait).await;
 }
 
@@ -665,7 +670,7 @@ fn fail(shared: &Shared, table: &str, e: &Error, primary_key: Option<String>) {
     let pk = primary_key
         .map(|k| format!(" (row with primary key {k})"))
         .unwrap_or_default();
-    log(shared.opts.quiet, format!("{table}: FAILED{pk}: {msg}"));
+    shared.progress.line(&format!("{table}: FAILED{pk}: {msg}"));
     if let Ok(mut f) = shared.failed.lock() {
         f.push(format!("{table}:{pk} {msg}"));
     }
@@ -678,6 +683,7 @@ async fn copy_unit(
     source: &mut Connection,
     target: &mut Connection,
     unit: &Unit,
+    on_bytes: &(dyn Fn(u64) + Sync),
 ) -> Result<(u64, u64, Vec<String>), (Error, Option<String>)> {
     let table = shared
         .catalog
@@ -768,9 +774,10 @@ async fn copy_unit(
             ))
             .await?;
         let stats = if text {
-            super::stream_table_text(&table.name.to_string(), &mut out, sink, plan).await?
+            super::stream_table_text(&table.name.to_string(), &mut out, sink, plan, on_bytes)
+                .await?
         } else {
-            super::stream_table(&table.name.to_string(), &mut out, sink, plan).await?
+            super::stream_table(&table.name.to_string(), &mut out, sink, plan, on_bytes).await?
         };
         drop(out);
         target

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod clone;
 pub mod preflight;
+pub mod progress;
 pub mod state;
 pub mod stream;
 

@@ -57,11 +57,12 @@ pub async fn stream_table(
     out: &mut CopyOutStream<'_>,
     sink: CopyInSink<'_>,
     plan: MaskPlan,
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<StreamStats, Error> {
     if plan.is_passthrough() {
-        return forward(table, out, sink).await;
+        return forward(table, out, sink, progress).await;
     }
-    rewrite(table, out, sink, Rewriter::new(plan)).await
+    rewrite(table, out, sink, Rewriter::new(plan), progress).await
 }
 
 /// As `stream_table`, for a COPY in text format (a table with a type that has no binary I/O).
@@ -70,11 +71,12 @@ pub async fn stream_table_text(
     out: &mut CopyOutStream<'_>,
     sink: CopyInSink<'_>,
     plan: MaskPlan,
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<StreamStats, Error> {
     if plan.is_passthrough() {
-        return forward(table, out, sink).await;
+        return forward(table, out, sink, progress).await;
     }
-    rewrite(table, out, sink, TextRewriter::new(plan)).await
+    rewrite(table, out, sink, TextRewriter::new(plan), progress).await
 }
 
 /// Rows forwarded as the source sent them.
@@ -82,10 +84,12 @@ async fn forward(
     table: &str,
     out: &mut CopyOutStream<'_>,
     mut sink: CopyInSink<'_>,
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<StreamStats, Error> {
     let mut bytes_in = 0u64;
     while let Some(frames) = out.next_frames().await? {
         bytes_in += frames.len() as u64;
+        progress(frames.len() as u64);
         sink.write_frames(&frames).await?;
     }
     finish(table, out, sink, bytes_in).await
@@ -96,10 +100,12 @@ async fn rewrite(
     out: &mut CopyOutStream<'_>,
     mut sink: CopyInSink<'_>,
     mut rewriter: impl Rewrite,
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<StreamStats, Error> {
     let mut bytes_in = 0u64;
     while let Some(frames) = out.next_frames().await? {
         bytes_in += frames.len() as u64;
+        progress(frames.len() as u64);
         for payload in CopyDataPayloads::new(&frames) {
             if let Err(e) = rewriter.feed(payload) {
                 let err = Error::new(
