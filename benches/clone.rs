@@ -270,13 +270,14 @@ fn main() {
     );
     let mut json = Vec::new();
     for (name, _) in &contestants {
+        let shown = name.replace('|', "\\|");
         if let Some(e) = failures.get(name) {
-            md += &format!("| {name} | failed: {e} | | | | | | |\n");
+            md += &format!("| {shown} | failed: {e} | | | | | | |\n");
             json.push(serde_json::json!({"method": name, "error": e}));
             continue;
         }
         let Some(s) = samples.get(name) else {
-            md += &format!("| {name} | not run | | | | | | |\n");
+            md += &format!("| {shown} | not run | | | | | | |\n");
             continue;
         };
         let wall = median(&mut s.iter().map(|x| x.wall).collect::<Vec<_>>());
@@ -284,7 +285,7 @@ fn main() {
         let machine = median(&mut s.iter().map(|x| x.machine_cpu).collect::<Vec<_>>());
         let peak = s.iter().filter_map(|x| x.peak_rss_mib).fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))));
         md += &format!(
-            "| {name} | {wall:.1} s | {:.0} | {:.1} | {cpu:.1} s | {machine:.1} s | {:.2} | {} |\n",
+            "| {shown} | {wall:.1} s | {:.0} | {:.1} | {cpu:.1} s | {machine:.1} s | {:.2} | {} |\n",
             rows as f64 / wall,
             bytes as f64 / 1e6 / wall,
             wall / masked,
