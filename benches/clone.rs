@@ -73,9 +73,14 @@ struct Sample {
     peak_rss_mib: Option<f64>,
 }
 
+/// The "phases:" line of privaci's last report, to show where its time went.
+static PHASES: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
 /// Runs a command (privaci) and samples its peak RSS while it runs.
 fn run_watched(mut cmd: Command) -> Result<f64, String> {
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+    let out_file = std::env::temp_dir().join(format!("privaci-bench-report-{}", std::process::id()));
+    let stdout = std::fs::File::create(&out_file).map_err(|e| e.to_string())?;
+    let mut child = cmd.stdout(stdout).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak = 0f64;
     loop {
@@ -91,6 +96,12 @@ fn run_watched(mut cmd: Command) -> Result<f64, String> {
                 }
                 return Err(err.lines().rev().take(5).collect::<Vec<_>>().join(" | "));
             }
+            if let Some(line) = std::fs::read_to_string(&out_file).ok().and_then(|r| r.lines().find(|l| l.starts_with("phases:")).map(str::to_string)) {
+                if let Ok(mut p) = PHASES.lock() {
+                    *p = line;
+                }
+            }
+            let _ = std::fs::remove_file(&out_file);
             return Ok(peak);
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -301,6 +312,11 @@ fn main() {
         md += "| pgcopydb clone | not installed (apt-get install pgcopydb) | | | | | | |\n";
     }
     let share = samples.get("privaci clone, masked").map(|s| median(&mut s.iter().map(|x| x.client_cpu / x.machine_cpu.max(1e-9)).collect::<Vec<_>>()));
+    if let Ok(p) = PHASES.lock() {
+        if !p.is_empty() {
+            md += &format!("\nprivaci's last run, {p}\n");
+        }
+    }
     md += "\nTargets:\n";
     let ratio = |other: &str| wall_of(other).map(|w| masked / w);
     for (what, value, goal) in [

@@ -162,6 +162,12 @@ pub(crate) fn render(report: &CloneReport) -> String {
             u.masked_columns.join(", ")
         );
     }
+    if !report.phases.is_empty() {
+        out += &format!(
+            "phases: {}\n",
+            report.phases.iter().map(|(p, s)| format!("{p} {s:.2} s")).collect::<Vec<_>>().join("; ")
+        );
+    }
     out += &format!(
         "total: {} units, {rows} rows, {:.1} MB in {:.1} s ({:.0} rows/s){}\n",
         report.units.len(),

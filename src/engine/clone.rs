@@ -76,6 +76,8 @@ pub struct UnitReport {
 pub struct CloneReport {
     pub units: Vec<UnitReport>,
     pub seconds: f64,
+    /// Where the time went: (phase, seconds).
+    pub phases: Vec<(String, f64)>,
     pub failed: Vec<String>,
     pub interrupted: bool,
 }
@@ -295,6 +297,8 @@ pub async fn run(
     let mut steps_done = prior.done_steps.clone();
 
     // 3. Pre-data, all at once: a crash leaves all of it or none.
+    let mut phases: Vec<(String, f64)> = vec![("checks, snapshot and catalog".into(), started.elapsed().as_secs_f64())];
+    let mark = Instant::now();
     if opts.schema_mode == SchemaMode::Create && !steps_done.contains("pre-data") {
         log(quiet, "creating the schema on the target (pre-data)");
         target.execute("BEGIN").await?;
@@ -411,6 +415,8 @@ pub async fn run(
     }
     foreign_keys_ready(&shared, &mut target).await?;
 
+    phases.push(("pre-data and early post-data".into(), mark.elapsed().as_secs_f64()));
+    let mark = Instant::now();
     // 4. Workers.
     shared.progress.line(&format!(
         "copying {} units with {jobs} workers",
@@ -434,6 +440,8 @@ pub async fn run(
     shared.progress.finish();
     let interrupted = shared.cancelled.load(Ordering::SeqCst);
 
+    phases.push(("rows, then each table's keys and indexes (workers)".into(), mark.elapsed().as_secs_f64()));
+    let mark = Instant::now();
     // 5. The rest of post-data, if nothing was interrupted.
     if !interrupted {
         foreign_keys_ready(&shared, &mut target).await?;
@@ -471,9 +479,11 @@ pub async fn run(
     let _ = coordinator.close().await;
     let mut units = shared.reports.lock().map(|r| r.clone()).unwrap_or_default();
     units.sort_by(|a, b| a.table.cmp(&b.table));
+    phases.push(("final post-data: foreign keys, triggers, views, sequences".into(), mark.elapsed().as_secs_f64()));
     let report = CloneReport {
         units,
         seconds: started.elapsed().as_secs_f64(),
+        phases,
         failed,
         interrupted,
     };
