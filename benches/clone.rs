@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 use privaci::devcluster::{bindir, Cluster};
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn start() -> Cluster {
@@ -40,20 +43,43 @@ fn url(c: &Cluster, db: &str) -> String {
 }
 
 fn sh(script: &str) -> Result<(), String> {
-    let out = Command::new("bash").arg("-c").arg(format!("set -euo pipefail; {script}")).stdout(Stdio::null()).stderr(Stdio::piped()).output().map_err(|e| e.to_string())?;
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -euo pipefail; {script}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| e.to_string())?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(String::from_utf8_lossy(&out.stderr).lines().rev().take(5).collect::<Vec<_>>().join(" | "))
+        Err(String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join(" | "))
     }
 }
 
 /// Busy CPU seconds of the whole machine (all processes, all cores).
 fn machine_cpu() -> f64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let f: Vec<f64> = stat.lines().next().unwrap_or("").split_whitespace().skip(1).map(|x| x.parse().unwrap_or(0.0)).collect();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
     // user nice system idle iowait irq softirq steal
-    let busy = f.first().unwrap_or(&0.0) + f.get(1).unwrap_or(&0.0) + f.get(2).unwrap_or(&0.0) + f.get(5).unwrap_or(&0.0) + f.get(6).unwrap_or(&0.0) + f.get(7).unwrap_or(&0.0);
+    let busy = f.first().unwrap_or(&0.0)
+        + f.get(1).unwrap_or(&0.0)
+        + f.get(2).unwrap_or(&0.0)
+        + f.get(5).unwrap_or(&0.0)
+        + f.get(6).unwrap_or(&0.0)
+        + f.get(7).unwrap_or(&0.0);
     busy / 100.0
 }
 
@@ -61,7 +87,10 @@ fn machine_cpu() -> f64 {
 fn children_cpu() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
     (f.get(13).unwrap_or(&0.0) + f.get(14).unwrap_or(&0.0)) / 100.0
 }
 
@@ -78,13 +107,22 @@ static PHASES: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 
 /// Runs a command (privaci) and samples its peak RSS while it runs.
 fn run_watched(mut cmd: Command) -> Result<f64, String> {
-    let out_file = std::env::temp_dir().join(format!("privaci-bench-report-{}", std::process::id()));
+    let out_file =
+        std::env::temp_dir().join(format!("privaci-bench-report-{}", std::process::id()));
     let stdout = std::fs::File::create(&out_file).map_err(|e| e.to_string())?;
-    let mut child = cmd.stdout(stdout).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+    let mut child = cmd
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak = 0f64;
     loop {
-        if let Some(v) = std::fs::read_to_string(&status_file).ok().and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())) {
+        if let Some(v) = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        }) {
             peak = peak.max(v / 1024.0);
         }
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -96,7 +134,11 @@ fn run_watched(mut cmd: Command) -> Result<f64, String> {
                 }
                 return Err(err.lines().rev().take(5).collect::<Vec<_>>().join(" | "));
             }
-            if let Some(line) = std::fs::read_to_string(&out_file).ok().and_then(|r| r.lines().find(|l| l.starts_with("phases:")).map(str::to_string)) {
+            if let Some(line) = std::fs::read_to_string(&out_file).ok().and_then(|r| {
+                r.lines()
+                    .find(|l| l.starts_with("phases:"))
+                    .map(str::to_string)
+            }) {
                 if let Ok(mut p) = PHASES.lock() {
                     *p = line;
                 }
@@ -127,7 +169,9 @@ fn main() {
     let psql = bin.join("psql");
     let (pg_dump, pg_restore) = (bin.join("pg_dump"), bin.join("pg_restore"));
     let privaci = env!("CARGO_BIN_EXE_privaci");
-    let pgcopydb = ["/usr/bin/pgcopydb", "/usr/lib/postgresql/15/bin/pgcopydb"].into_iter().find(|p| Path::new(p).exists());
+    let pgcopydb = ["/usr/bin/pgcopydb", "/usr/lib/postgresql/15/bin/pgcopydb"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
 
     eprintln!("starting two clusters, loading the dataset at scale {scale}...");
     let source = start();
@@ -135,10 +179,21 @@ fn main() {
     source.psql("postgres", "CREATE DATABASE bench");
     sh(&format!("{} -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p {} -U postgres -d bench -v scale={scale} -f {dataset}", psql.display(), source.port())).unwrap();
     let tables: Vec<String> = source.psql("bench", "SELECT c.oid::regclass FROM pg_class c WHERE c.relnamespace = 'bench'::regnamespace AND c.relkind = 'r' ORDER BY 1").lines().map(str::to_string).collect();
-    let count_sql = format!("SELECT {}", tables.iter().map(|t| format!("(SELECT count(*) FROM {t})")).collect::<Vec<_>>().join(" + "));
+    let count_sql = format!(
+        "SELECT {}",
+        tables
+            .iter()
+            .map(|t| format!("(SELECT count(*) FROM {t})"))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    );
     let rows: u64 = source.psql("bench", &count_sql).parse().unwrap();
     let bytes: u64 = source.psql("bench", "SELECT sum(pg_table_size(c.oid)) FROM pg_class c WHERE c.relnamespace = 'bench'::regnamespace AND c.relkind = 'r'").parse().unwrap();
-    eprintln!("{rows} rows, {:.0} MB in {} tables", bytes as f64 / 1e6, tables.len());
+    eprintln!(
+        "{rows} rows, {:.0} MB in {} tables",
+        bytes as f64 / 1e6,
+        tables.len()
+    );
 
     // Staged for the limit: the rows as binary files, the schema as a custom-format dump.
     let staged = work.join("staged");
@@ -146,7 +201,13 @@ fn main() {
     for t in &tables {
         sh(&format!("{} -X -q -h 127.0.0.1 -p {} -U postgres -d bench -c \"\\copy {t} to '{}/{t}.bin' with (format binary)\"", psql.display(), source.port(), staged.display())).unwrap();
     }
-    sh(&format!("{} -Fc --schema-only -h 127.0.0.1 -p {} -U postgres -d bench -f {}/schema.dump", pg_dump.display(), source.port(), staged.display())).unwrap();
+    sh(&format!(
+        "{} -Fc --schema-only -h 127.0.0.1 -p {} -U postgres -d bench -f {}/schema.dump",
+        pg_dump.display(),
+        source.port(),
+        staged.display()
+    ))
+    .unwrap();
 
     let config = work.join("masking.toml");
     std::fs::write(
@@ -161,21 +222,27 @@ fn main() {
     let tp = target.port();
     let sp = source.port();
     let mut contestants: Vec<(&str, Runner)> = vec![
-        ("pg_dump | psql", Box::new(|db: &str| {
-            sh(&format!("{} -h 127.0.0.1 -p {sp} -U postgres bench | {} -X -q -h 127.0.0.1 -p {tp} -U postgres -d {db}", pg_dump.display(), psql.display())).map(|_| None)
-        })),
-        ("pg_dump -Fd -j N + pg_restore -j N", Box::new(|db: &str| {
-            let dir = work.join(format!("dump-{db}"));
-            let r = sh(&format!(
+        (
+            "pg_dump | psql",
+            Box::new(|db: &str| {
+                sh(&format!("{} -h 127.0.0.1 -p {sp} -U postgres bench | {} -X -q -h 127.0.0.1 -p {tp} -U postgres -d {db}", pg_dump.display(), psql.display())).map(|_| None)
+            }),
+        ),
+        (
+            "pg_dump -Fd -j N + pg_restore -j N",
+            Box::new(|db: &str| {
+                let dir = work.join(format!("dump-{db}"));
+                let r = sh(&format!(
                 "{} -Fd -j {jobs} -h 127.0.0.1 -p {sp} -U postgres -f {} bench && {} -j {jobs} -h 127.0.0.1 -p {tp} -U postgres -d {db} {}",
                 pg_dump.display(),
                 dir.display(),
                 pg_restore.display(),
                 dir.display()
             ));
-            let _ = std::fs::remove_dir_all(&dir);
-            r.map(|_| None)
-        })),
+                let _ = std::fs::remove_dir_all(&dir);
+                r.map(|_| None)
+            }),
+        ),
     ];
     if let Some(pgc) = pgcopydb {
         let w = work.clone();
@@ -191,18 +258,43 @@ fn main() {
             r.map(|_| None)
         })));
     }
-    contestants.push(("privaci clone", Box::new(|db: &str| {
-        let mut cmd = Command::new(privaci);
-        cmd.args(["clone", "--source", &src_url, "--target", &url(&target, db), "--jobs", &jobs.to_string(), "--quiet"]);
-        run_watched(cmd).map(Some)
-    })));
-    contestants.push(("privaci clone, masked", Box::new(|db: &str| {
-        let mut cmd = Command::new(privaci);
-        cmd.args(["clone", "--source", &src_url, "--target", &url(&target, db), "--jobs", &jobs.to_string(), "--quiet", "--config"])
+    contestants.push((
+        "privaci clone",
+        Box::new(|db: &str| {
+            let mut cmd = Command::new(privaci);
+            cmd.args([
+                "clone",
+                "--source",
+                &src_url,
+                "--target",
+                &url(&target, db),
+                "--jobs",
+                &jobs.to_string(),
+                "--quiet",
+            ]);
+            run_watched(cmd).map(Some)
+        }),
+    ));
+    contestants.push((
+        "privaci clone, masked",
+        Box::new(|db: &str| {
+            let mut cmd = Command::new(privaci);
+            cmd.args([
+                "clone",
+                "--source",
+                &src_url,
+                "--target",
+                &url(&target, db),
+                "--jobs",
+                &jobs.to_string(),
+                "--quiet",
+                "--config",
+            ])
             .arg(&cfg)
             .env("PRIVACI_MASK_KEY", "benchmark masking key 0123456789");
-        run_watched(cmd).map(Some)
-    })));
+            run_watched(cmd).map(Some)
+        }),
+    ));
     contestants.push(("limit: target alone, staged binary files", Box::new(|db: &str| {
         let dump = staged.join("schema.dump");
         sh(&format!("{} -h 127.0.0.1 -p {tp} -U postgres -d {db} --section=pre-data {}", pg_restore.display(), dump.display()))?;
@@ -258,7 +350,12 @@ fn main() {
                     if got != rows {
                         failures.insert(name, format!("loaded {got} rows, not {rows}"));
                     } else {
-                        samples.entry(name).or_default().push(Sample { wall, client_cpu: c1 - c0, machine_cpu: m1 - m0, peak_rss_mib: peak });
+                        samples.entry(name).or_default().push(Sample {
+                            wall,
+                            client_cpu: c1 - c0,
+                            machine_cpu: m1 - m0,
+                            peak_rss_mib: peak,
+                        });
                     }
                 }
                 Err(e) => {
@@ -270,9 +367,15 @@ fn main() {
         }
     }
 
-    let wall_of = |name: &str| samples.get(name).map(|s| median(&mut s.iter().map(|x| x.wall).collect::<Vec<_>>()));
+    let wall_of = |name: &str| {
+        samples
+            .get(name)
+            .map(|s| median(&mut s.iter().map(|x| x.wall).collect::<Vec<_>>()))
+    };
     let masked = wall_of("privaci clone, masked").unwrap_or(f64::NAN);
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let mut md = format!(
         "Clone of `benches/dataset.sql` at scale {scale} ({rows} rows, {:.0} MB of tables, {} tables and partitions), N = {jobs}, median of {rounds} rounds, on {cores} cores.\n\n\
          | method | wall time | rows/s | MB/s | client CPU | machine CPU | time vs privaci masked | peak RSS |\n|---|---|---|---|---|---|---|---|\n",
@@ -294,7 +397,10 @@ fn main() {
         let wall = median(&mut s.iter().map(|x| x.wall).collect::<Vec<_>>());
         let cpu = median(&mut s.iter().map(|x| x.client_cpu).collect::<Vec<_>>());
         let machine = median(&mut s.iter().map(|x| x.machine_cpu).collect::<Vec<_>>());
-        let peak = s.iter().filter_map(|x| x.peak_rss_mib).fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))));
+        let peak = s
+            .iter()
+            .filter_map(|x| x.peak_rss_mib)
+            .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))));
         md += &format!(
             "| {shown} | {wall:.1} s | {:.0} | {:.1} | {cpu:.1} s | {machine:.1} s | {:.2} | {} |\n",
             rows as f64 / wall,
@@ -311,7 +417,14 @@ fn main() {
     if pgcopydb.is_none() {
         md += "| pgcopydb clone | not installed (apt-get install pgcopydb) | | | | | | |\n";
     }
-    let share = samples.get("privaci clone, masked").map(|s| median(&mut s.iter().map(|x| x.client_cpu / x.machine_cpu.max(1e-9)).collect::<Vec<_>>()));
+    let share = samples.get("privaci clone, masked").map(|s| {
+        median(
+            &mut s
+                .iter()
+                .map(|x| x.client_cpu / x.machine_cpu.max(1e-9))
+                .collect::<Vec<_>>(),
+        )
+    });
     if let Ok(p) = PHASES.lock() {
         if !p.is_empty() {
             md += &format!("\nprivaci's last run, {p}\n");
@@ -321,13 +434,23 @@ fn main() {
     let ratio = |other: &str| wall_of(other).map(|w| masked / w);
     for (what, value, goal) in [
         ("privaci masked / pgcopydb", ratio("pgcopydb clone"), 0.7),
-        ("privaci masked / pg_dump | psql", ratio("pg_dump | psql"), 0.6),
-        ("privaci masked / limit", ratio("limit: target alone, staged binary files"), 1.25),
+        (
+            "privaci masked / pg_dump | psql",
+            ratio("pg_dump | psql"),
+            0.6,
+        ),
+        (
+            "privaci masked / limit",
+            ratio("limit: target alone, staged binary files"),
+            1.25,
+        ),
         ("privaci's share of the run's CPU", share, 0.15),
     ] {
         md += &format!(
             "- {what}: {} (target at most {goal}) {}\n",
-            value.map(|v| format!("{v:.2}")).unwrap_or_else(|| "n/a".into()),
+            value
+                .map(|v| format!("{v:.2}"))
+                .unwrap_or_else(|| "n/a".into()),
             match value {
                 Some(v) if v <= goal => "met",
                 Some(_) => "MISSED",
@@ -339,6 +462,10 @@ fn main() {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/bench"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("clone.md"), &md).unwrap();
-    std::fs::write(dir.join("clone.json"), serde_json::to_string_pretty(&json).unwrap_or_default()).unwrap();
+    std::fs::write(
+        dir.join("clone.json"),
+        serde_json::to_string_pretty(&json).unwrap_or_default(),
+    )
+    .unwrap();
     let _ = std::fs::remove_dir_all(&work);
 }

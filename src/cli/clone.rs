@@ -165,7 +165,12 @@ pub(crate) fn render(report: &CloneReport) -> String {
     if !report.phases.is_empty() {
         out += &format!(
             "phases: {}\n",
-            report.phases.iter().map(|(p, s)| format!("{p} {s:.2} s")).collect::<Vec<_>>().join("; ")
+            report
+                .phases
+                .iter()
+                .map(|(p, s)| format!("{p} {s:.2} s"))
+                .collect::<Vec<_>>()
+                .join("; ")
         );
     }
     out += &format!(

@@ -297,7 +297,10 @@ pub async fn run(
     let mut steps_done = prior.done_steps.clone();
 
     // 3. Pre-data, all at once: a crash leaves all of it or none.
-    let mut phases: Vec<(String, f64)> = vec![("checks, snapshot and catalog".into(), started.elapsed().as_secs_f64())];
+    let mut phases: Vec<(String, f64)> = vec![(
+        "checks, snapshot and catalog".into(),
+        started.elapsed().as_secs_f64(),
+    )];
     let mark = Instant::now();
     if opts.schema_mode == SchemaMode::Create && !steps_done.contains("pre-data") {
         log(quiet, "creating the schema on the target (pre-data)");
@@ -415,7 +418,10 @@ pub async fn run(
     }
     foreign_keys_ready(&shared, &mut target).await?;
 
-    phases.push(("pre-data and early post-data".into(), mark.elapsed().as_secs_f64()));
+    phases.push((
+        "pre-data and early post-data".into(),
+        mark.elapsed().as_secs_f64(),
+    ));
     let mark = Instant::now();
     // 4. Workers.
     shared.progress.line(&format!(
@@ -440,7 +446,10 @@ pub async fn run(
     shared.progress.finish();
     let interrupted = shared.cancelled.load(Ordering::SeqCst);
 
-    phases.push(("rows, then each table's keys and indexes (workers)".into(), mark.elapsed().as_secs_f64()));
+    phases.push((
+        "rows, then each table's keys and indexes (workers)".into(),
+        mark.elapsed().as_secs_f64(),
+    ));
     let mark = Instant::now();
     // 5. The rest of post-data, if nothing was interrupted.
     if !interrupted {
@@ -479,7 +488,10 @@ pub async fn run(
     let _ = coordinator.close().await;
     let mut units = shared.reports.lock().map(|r| r.clone()).unwrap_or_default();
     units.sort_by(|a, b| a.table.cmp(&b.table));
-    phases.push(("final post-data: foreign keys, triggers, views, sequences".into(), mark.elapsed().as_secs_f64()));
+    phases.push((
+        "final post-data: foreign keys, triggers, views, sequences".into(),
+        mark.elapsed().as_secs_f64(),
+    ));
     let report = CloneReport {
         units,
         seconds: started.elapsed().as_secs_f64(),
