@@ -219,3 +219,94 @@ fn masked_clone_of_the_fixture() {
         assert!(!log.contains(&value), "the audit log holds a value");
     }
 }
+
+#[test]
+fn existing_schema_with_live_foreign_keys() {
+    let c = cluster();
+    // "Migrations": the schema, with its foreign keys, indexes and triggers, made beforehand.
+    c.psql("postgres", "CREATE DATABASE migrated OWNER cloner");
+    let schema_file = c.socket_dir().parent().unwrap().join("schema.sql");
+    std::fs::write(&schema_file, c.pg_dump_schema("mhd")).unwrap();
+    let out = Command::new(privaci::devcluster::bindir().join("psql"))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-h"])
+        .arg(c.socket_dir())
+        .args([
+            "-p",
+            &c.port().to_string(),
+            "-d",
+            "migrated",
+            "-c",
+            "SET ROLE cloner",
+            "-f",
+        ])
+        .arg(&schema_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_privaci"))
+            .args([
+                "clone",
+                "--source",
+                &tls(&c, "owner", "mhd"),
+                "--target",
+                &tls(&c, "cloner", "migrated"),
+                "--schema",
+                "existing",
+                "--jobs",
+                "2",
+                "--quiet",
+                "--config",
+            ])
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/masking/medicalhelpdesk.toml"
+            ))
+            .env("PRIVACI_MASK_KEY", KEY)
+            .env("HOME", "/nonexistent")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    // Foreign keys are live during the load: referenced tables go first.
+    let (code, out) = run();
+    assert_eq!(code, Some(0), "{out}");
+    for t in [
+        "public.patients",
+        "public.support_tickets",
+        "public.attachment_reviews",
+        "clinical.patient_visits",
+        "public.raw_events",
+    ] {
+        assert_eq!(
+            c.psql("mhd", &format!("SELECT count(*) FROM {t}")),
+            c.psql("migrated", &format!("SELECT count(*) FROM {t}")),
+            "{t}"
+        );
+    }
+    assert_eq!(c.psql("migrated", "SELECT count(*) FROM public.support_tickets t JOIN public.patients p ON p.id = t.patient_id"), "500");
+    assert_eq!(
+        c.psql("migrated", "SELECT last_value FROM public.patients_id_seq"),
+        "300"
+    );
+    // Run again into the now full target: refused, nothing doubled.
+    let (code, out) = run();
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("already hold rows"), "{out}");
+    assert_eq!(
+        c.psql("migrated", "SELECT count(*) FROM public.patients"),
+        "300"
+    );
+}

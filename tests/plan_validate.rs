@@ -232,7 +232,7 @@ fn preflight_refusals_exit_2_with_what_to_do() {
         "{out}"
     );
     assert!(out.contains("--schema existing"), "{out}");
-    // ... which is what --schema existing wants, and an empty target lacks.
+    // An empty target lacks them altogether.
     let (code, out, _) = privaci(
         &[
             "plan",
@@ -245,7 +245,12 @@ fn preflight_refusals_exit_2_with_what_to_do() {
         ],
         None,
     );
-    assert_eq!(code, 0, "{out}");
+    // --schema existing wants the tables, but empty: rows there would be doubled.
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("--schema existing, but 40 target table(s) already hold rows"),
+        "{out}"
+    );
     let (code, out, _) = privaci(
         &[
             "plan",

@@ -176,6 +176,9 @@ struct Shared {
 }
 
 struct CloneOptionsShared {
+    /// With an existing schema the target's constraints are live during the load: no
+    /// TRUNCATE (a referenced table cannot be truncated), and referenced tables load first.
+    existing_schema: bool,
     source: Config,
     target: Config,
     key: Option<MaskKey>,
@@ -355,7 +358,8 @@ pub async fn run(
         .collect();
     // A split table is emptied once, before its chunks, unless some chunk already committed.
     for t in cat.data_tables() {
-        let split = units.iter().any(|u| u.table == t.name && u.chunk.is_some());
+        let split = opts.schema_mode == SchemaMode::Create
+            && units.iter().any(|u| u.table == t.name && u.chunk.is_some());
         let some_committed = prior
             .done_units
             .iter()
@@ -371,6 +375,7 @@ pub async fn run(
     let progress = super::progress::Progress::new(jobs, total_bytes, units.len(), quiet);
     let shared = Arc::new(Shared {
         opts: CloneOptionsShared {
+            existing_schema: opts.schema_mode == SchemaMode::Existing,
             source: opts.source.clone(),
             target: opts.target.clone(),
             key: opts.key.clone(),
@@ -568,8 +573,13 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Result<(), Error> {
         if shared.cancelled.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let Some(unit) = shared.queue.lock().ok().and_then(|mut q| q.pop_front()) else {
-            return Ok(());
+        let unit = match next_unit(&shared) {
+            Next::Unit(u) => u,
+            Next::Wait => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            Next::Done => return Ok(()),
         };
         let name = unit.key();
         shared.audit.event("table.start", json!({ "table": name }));
@@ -672,6 +682,61 @@ async fn worker(id: usize, shared: Arc<Shared>) -> Result<(), Error> {
     }
 }
 
+enum Next {
+    Unit(Unit),
+    /// Every remaining unit waits for a table another worker is loading.
+    Wait,
+    Done,
+}
+
+/// The next unit, largest first. With an existing schema the target's foreign keys are
+/// checked during the load, so a unit waits until the tables it references are loaded; when
+/// nothing is in flight (a cycle of references) it goes anyway.
+fn next_unit(shared: &Shared) -> Next {
+    let Ok(mut queue) = shared.queue.lock() else {
+        return Next::Done;
+    };
+    if queue.is_empty() {
+        return Next::Done;
+    }
+    if !shared.opts.existing_schema {
+        return queue.pop_front().map_or(Next::Done, Next::Unit);
+    }
+    let loaded = shared.loaded.lock().map(|l| l.clone()).unwrap_or_default();
+    let ready = |u: &Unit| {
+        let owner = shared.catalog.tables.iter().find(|t| t.name == u.table);
+        let rules = owner
+            .and_then(|t| t.parent.clone())
+            .unwrap_or_else(|| u.table.clone());
+        shared
+            .catalog
+            .tables
+            .iter()
+            .filter(|t| t.name == rules || t.name == u.table)
+            .flat_map(|t| &t.constraints)
+            .all(|c| {
+                c.kind != crate::catalog::ConstraintKind::ForeignKey
+                    || c.references.as_ref().is_none_or(|(r, _)| {
+                        *r == rules || *r == u.table || is_loaded(shared, &loaded, r)
+                    })
+            })
+    };
+    if let Some(i) = queue.iter().position(ready) {
+        return queue.remove(i).map_or(Next::Done, Next::Unit);
+    }
+    let in_flight = shared
+        .pending
+        .lock()
+        .map(|p| p.values().sum::<usize>())
+        .unwrap_or(0)
+        > queue.len();
+    if in_flight {
+        Next::Wait
+    } else {
+        queue.pop_front().map_or(Next::Done, Next::Unit)
+    }
+}
+
 async fn retry_pause(shared: &Shared, table: &str, attempt: u32, e: &Error) {
     let wait = Duration::from_millis(500 * (1 << (attempt - 1)));
     shared.audit.event("table.retry", json!({ "table": table, "attempt": attempt, "error": sanitize(e), "wait_ms": wait.as_millis() as u64 }));
@@ -770,7 +835,8 @@ async fn copy_unit(
             .await?;
         // A whole table is emptied and loaded frozen in one transaction; a chunk is only loaded
         // (the table was emptied once, before its chunks).
-        if unit.chunk.is_none() {
+        let whole = unit.chunk.is_none() && !shared.opts.existing_schema;
+        if whole {
             target
                 .execute(&format!("BEGIN; TRUNCATE ONLY {}", table.name.quoted))
                 .await?;
@@ -792,7 +858,7 @@ async fn copy_unit(
                 table.name.quoted,
                 target_cols.join(", "),
                 if text { "text" } else { "binary" },
-                if unit.chunk.is_none() { ", FREEZE" } else { "" }
+                if whole { ", FREEZE" } else { "" }
             ))
             .await?;
         let stats = if text {

@@ -134,6 +134,58 @@ pub async fn check_target(
                 ));
             }
         }
+        SchemaMode::Existing if !resume => {
+            // privaci does not empty existing tables (their foreign keys forbid TRUNCATE): they
+            // must start empty, or rows would be doubled.
+            let present: Vec<&str> = cat
+                .tables
+                .iter()
+                .filter(|t| !t.is_partitioned() && existing.contains(&t.name.quoted))
+                .map(|t| t.name.quoted.as_str())
+                .collect();
+            let mut not_empty = Vec::new();
+            for chunk in present.chunks(100) {
+                let sql = chunk
+                    .iter()
+                    .map(|q| {
+                        format!(
+                            "SELECT {} WHERE EXISTS (SELECT 1 FROM {q})",
+                            crate::catalog::quote_literal(q)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" UNION ALL ");
+                not_empty.extend(
+                    target
+                        .query_text(&sql)
+                        .await?
+                        .into_iter()
+                        .filter_map(|r| r.into_iter().next().flatten()),
+                );
+            }
+            if !not_empty.is_empty() {
+                refusals.push(format!(
+                    "--schema existing, but {} target table(s) already hold rows ({}{}): empty them first (privaci adds rows, it does not replace them)",
+                    not_empty.len(),
+                    not_empty.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                    if not_empty.len() > 5 { ", ..." } else { "" }
+                ));
+            }
+            let missing: Vec<&str> = cat
+                .tables
+                .iter()
+                .filter(|t| !existing.contains(&t.name.quoted))
+                .map(|t| t.name.quoted.as_str())
+                .collect();
+            if !missing.is_empty() {
+                refusals.push(format!(
+                    "--schema existing, but the target lacks {} table(s) ({}{}): run your migrations first, or let privaci create the schema",
+                    missing.len(),
+                    missing.iter().take(5).copied().collect::<Vec<_>>().join(", "),
+                    if missing.len() > 5 { ", ..." } else { "" }
+                ));
+            }
+        }
         SchemaMode::Existing => {
             let missing: Vec<&str> = cat
                 .tables
