@@ -180,24 +180,21 @@ pub struct TestCerts {
     ca_key: KeyPair,
 }
 
+/// A self-signed CA: its parameters and key (to sign with) and its certificate.
+fn self_signed_ca(name: &str) -> (CertificateParams, KeyPair, rcgen::Certificate) {
+    let key = KeyPair::generate().expect("key generation");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    let cert = params.self_signed(&key).expect("self-signed CA");
+    (params, key, cert)
+}
+
 impl TestCerts {
     fn generate(dir: &Path, server_names: &[String]) -> TestCerts {
         std::fs::create_dir_all(dir).unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "privaci test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-
-        let other_key = KeyPair::generate().unwrap();
-        let mut other_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        other_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        other_params
-            .distinguished_name
-            .push(DnType::CommonName, "unrelated CA");
-        let other_cert = other_params.self_signed(&other_key).unwrap();
+        let (ca_params, ca_key, ca_cert) = self_signed_ca("privaci test CA");
+        let (_, _, other_cert) = self_signed_ca("unrelated CA");
 
         let server_key = KeyPair::generate().unwrap();
         let mut server_params = CertificateParams::new(server_names.to_vec()).unwrap();

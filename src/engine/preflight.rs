@@ -20,6 +20,15 @@ pub enum SchemaMode {
     Existing,
 }
 
+/// Up to five names, then "...".
+fn first_few(names: &[&str]) -> String {
+    let mut s = names.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+    if names.len() > 5 {
+        s.push_str(", ...");
+    }
+    s
+}
+
 fn version_text(num: u32) -> String {
     format!("{}.{}", num / 10000, num % 10000)
 }
@@ -127,62 +136,9 @@ pub async fn check_target(
                 .collect();
             if !clash.is_empty() {
                 refusals.push(format!(
-                    "the target already has {} of the tables to create ({}{}): clone into an empty database, use --schema existing if your migrations made them, or --resume to finish an earlier run",
+                    "the target already has {} of the tables to create ({}): clone into an empty database, use --schema existing if your migrations made them, or --resume to finish an earlier run",
                     clash.len(),
-                    clash.iter().take(5).copied().collect::<Vec<_>>().join(", "),
-                    if clash.len() > 5 { ", ..." } else { "" }
-                ));
-            }
-        }
-        SchemaMode::Existing if !resume => {
-            // privaci does not empty existing tables (their foreign keys forbid TRUNCATE): they
-            // must start empty, or rows would be doubled.
-            let present: Vec<&str> = cat
-                .tables
-                .iter()
-                .filter(|t| !t.is_partitioned() && existing.contains(&t.name.quoted))
-                .map(|t| t.name.quoted.as_str())
-                .collect();
-            let mut not_empty = Vec::new();
-            for chunk in present.chunks(100) {
-                let sql = chunk
-                    .iter()
-                    .map(|q| {
-                        format!(
-                            "SELECT {} WHERE EXISTS (SELECT 1 FROM {q})",
-                            crate::catalog::quote_literal(q)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" UNION ALL ");
-                not_empty.extend(
-                    target
-                        .query_text(&sql)
-                        .await?
-                        .into_iter()
-                        .filter_map(|r| r.into_iter().next().flatten()),
-                );
-            }
-            if !not_empty.is_empty() {
-                refusals.push(format!(
-                    "--schema existing, but {} target table(s) already hold rows ({}{}): empty them first (privaci adds rows, it does not replace them)",
-                    not_empty.len(),
-                    not_empty.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
-                    if not_empty.len() > 5 { ", ..." } else { "" }
-                ));
-            }
-            let missing: Vec<&str> = cat
-                .tables
-                .iter()
-                .filter(|t| !existing.contains(&t.name.quoted))
-                .map(|t| t.name.quoted.as_str())
-                .collect();
-            if !missing.is_empty() {
-                refusals.push(format!(
-                    "--schema existing, but the target lacks {} table(s) ({}{}): run your migrations first, or let privaci create the schema",
-                    missing.len(),
-                    missing.iter().take(5).copied().collect::<Vec<_>>().join(", "),
-                    if missing.len() > 5 { ", ..." } else { "" }
+                    first_few(&clash)
                 ));
             }
         }
@@ -195,11 +151,48 @@ pub async fn check_target(
                 .collect();
             if !missing.is_empty() {
                 refusals.push(format!(
-                    "--schema existing, but the target lacks {} table(s) ({}{}): run your migrations first, or let privaci create the schema",
+                    "--schema existing, but the target lacks {} table(s) ({}): run your migrations first, or let privaci create the schema",
                     missing.len(),
-                    missing.iter().take(5).copied().collect::<Vec<_>>().join(", "),
-                    if missing.len() > 5 { ", ..." } else { "" }
+                    first_few(&missing)
                 ));
+            }
+            if !resume {
+                // privaci does not empty existing tables (their foreign keys forbid TRUNCATE):
+                // they must start empty, or rows would be doubled.
+                let present: Vec<&str> = cat
+                    .tables
+                    .iter()
+                    .filter(|t| !t.is_partitioned() && existing.contains(&t.name.quoted))
+                    .map(|t| t.name.quoted.as_str())
+                    .collect();
+                let mut not_empty: Vec<String> = Vec::new();
+                for chunk in present.chunks(100) {
+                    let sql = chunk
+                        .iter()
+                        .map(|q| {
+                            format!(
+                                "SELECT {} WHERE EXISTS (SELECT 1 FROM {q})",
+                                crate::catalog::quote_literal(q)
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" UNION ALL ");
+                    not_empty.extend(
+                        target
+                            .query_text(&sql)
+                            .await?
+                            .into_iter()
+                            .filter_map(|r| r.into_iter().next().flatten()),
+                    );
+                }
+                if !not_empty.is_empty() {
+                    let names: Vec<&str> = not_empty.iter().map(String::as_str).collect();
+                    refusals.push(format!(
+                        "--schema existing, but {} target table(s) already hold rows ({}): empty them first (privaci adds rows, it does not replace them)",
+                        not_empty.len(),
+                        first_few(&names)
+                    ));
+                }
             }
         }
         SchemaMode::Create => {}

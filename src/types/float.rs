@@ -41,46 +41,32 @@ fn shortest(sci: String, negative: bool, limit: i32) -> String {
     out
 }
 
-pub fn float8_text(v: f64) -> String {
+/// NaN, ±Infinity and signed zero, as the server writes them (`v` widened from either width).
+fn special(v: f64) -> Option<&'static str> {
     if v.is_nan() {
-        return "NaN".into();
+        Some("NaN")
+    } else if v.is_infinite() {
+        Some(if v > 0.0 { "Infinity" } else { "-Infinity" })
+    } else if v == 0.0 {
+        Some(if v.is_sign_negative() { "-0" } else { "0" })
+    } else {
+        None
     }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    shortest(format!("{:e}", v.abs()), v < 0.0, 15)
+}
+
+pub fn float8_text(v: f64) -> String {
+    special(v).map_or_else(
+        || shortest(format!("{:e}", v.abs()), v < 0.0, 15),
+        str::to_string,
+    )
 }
 
 pub fn float4_text(v: f32) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    shortest(format!("{:e}", v.abs()), v < 0.0, 6)
+    // Widening keeps NaN, infinities and the sign of zero; the digits come from the f32 itself.
+    special(v as f64).map_or_else(
+        || shortest(format!("{:e}", v.abs()), v < 0.0, 6),
+        str::to_string,
+    )
 }
 
 #[cfg(test)]
