@@ -409,49 +409,36 @@ impl Cluster {
         format!("host=127.0.0.1 port={} {extra}", self.port)
     }
 
-    /// Runs SQL as the superuser over the Unix socket with psql, an independent client;
-    /// returns its unaligned output. Panics with psql's message on failure.
-    pub fn psql(&self, db: &str, sql: &str) -> String {
-        let out = run(
+    /// psql as the superuser over this cluster's Unix socket, running `sql` in `db` with
+    /// the given output options; panics with psql's message on failure.
+    fn psql_run(&self, db: &str, output: &[&str], sql: &str) -> Vec<u8> {
+        run(
             Command::new(self.bindir.join("psql"))
-                .args([
-                    "-X",
-                    "-q",
-                    "-A",
-                    "-t",
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-U",
-                    "postgres",
-                    "-h",
-                ])
+                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-h"])
                 .arg(&self.sock)
-                .args(["-p", &self.port.to_string(), "-d", db, "-c", sql]),
+                .args(["-p", &self.port.to_string(), "-d", db])
+                .args(output)
+                .args(["-c", sql]),
             &format!("psql -c {sql:?}"),
-        );
-        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+        )
+        .stdout
     }
 
-    /// A query's result as psql prints a table (aligned, with headers), as the superuser.
+    /// Runs SQL with psql, an independent client; returns its unaligned output.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        String::from_utf8_lossy(&self.psql_run(db, &["-A", "-t"], sql))
+            .trim_end()
+            .to_string()
+    }
+
+    /// A query's result as psql prints a table (aligned, with headers).
     pub fn psql_table(&self, db: &str, sql: &str) -> String {
-        let out = run(
-            Command::new(self.bindir.join("psql"))
-                .args([
-                    "-X",
-                    "-q",
-                    "-P",
-                    "footer=off",
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-U",
-                    "postgres",
-                    "-h",
-                ])
-                .arg(&self.sock)
-                .args(["-p", &self.port.to_string(), "-d", db, "-c", sql]),
-            &format!("psql -c {sql:?}"),
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        String::from_utf8_lossy(&self.psql_run(db, &["-P", "footer=off"], sql)).into_owned()
+    }
+
+    /// `COPY ... TO STDOUT` run by psql: the server's own bytes, as an independent witness.
+    pub fn psql_copy_out(&self, db: &str, copy_sql: &str) -> Vec<u8> {
+        self.psql_run(db, &[], copy_sql)
     }
 
     /// Creates a login role (never a superuser) with a password stored as SCRAM or MD5.
@@ -478,20 +465,6 @@ impl Drop for Cluster {
                 .output();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Cluster {
-    /// `COPY ... TO STDOUT` run by psql: the server's own bytes, as an independent witness.
-    pub fn psql_copy_out(&self, db: &str, copy_sql: &str) -> Vec<u8> {
-        run(
-            Command::new(self.bindir.join("psql"))
-                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-h"])
-                .arg(&self.sock)
-                .args(["-p", &self.port.to_string(), "-d", db, "-c", copy_sql]),
-            &format!("psql -c {copy_sql:?}"),
-        )
-        .stdout
     }
 }
 

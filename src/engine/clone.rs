@@ -861,12 +861,9 @@ async fn copy_unit(
                 if whole { ", FREEZE" } else { "" }
             ))
             .await?;
-        let stats = if text {
-            super::stream_table_text(&table.name.to_string(), &mut out, sink, plan, on_bytes)
-                .await?
-        } else {
-            super::stream_table(&table.name.to_string(), &mut out, sink, plan, on_bytes).await?
-        };
+        // The stream's format (text for a fallback table) picks the rewriter.
+        let stats =
+            super::stream_table(&table.name.to_string(), &mut out, sink, plan, on_bytes).await?;
         drop(out);
         target
             .execute(&state::checkpoint_sql(

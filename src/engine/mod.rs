@@ -8,4 +8,4 @@ pub mod progress;
 pub mod state;
 pub mod stream;
 
-pub use stream::{stream_table, stream_table_text, StreamStats};
+pub use stream::{stream_table, StreamStats};

@@ -2,7 +2,7 @@
 //! rewritten by the mask plan otherwise. Memory is bounded by the read buffer, one output
 //! batch and the sink's frame, whatever the table size.
 
-use crate::conn::{CopyInSink, CopyOutStream};
+use crate::conn::{CopyFormat, CopyInSink, CopyOutStream};
 use crate::error::{Error, ErrorKind};
 use crate::mask::text_rewriter::TextRewriter;
 use crate::mask::{MaskError, MaskPlan, Rewriter};
@@ -49,9 +49,10 @@ impl Rewrite for TextRewriter {
     }
 }
 
-/// Streams one binary COPY from `out` into `sink` and finishes the sink. `table` names the
-/// table in errors; a masking error names the row and column, never the value, and aborts the
-/// target COPY with CopyFail so nothing partial is committed.
+/// Streams one COPY from `out` into `sink` and finishes the sink, rewriting with the binary
+/// or the text rewriter as the stream's format says. `table` names the table in errors; a
+/// masking error names the row and column, never the value, and aborts the target COPY with
+/// CopyFail so nothing partial is committed.
 pub async fn stream_table(
     table: &str,
     out: &mut CopyOutStream<'_>,
@@ -62,21 +63,10 @@ pub async fn stream_table(
     if plan.is_passthrough() {
         return forward(table, out, sink, progress).await;
     }
-    rewrite(table, out, sink, Rewriter::new(plan), progress).await
-}
-
-/// As `stream_table`, for a COPY in text format (a table with a type that has no binary I/O).
-pub async fn stream_table_text(
-    table: &str,
-    out: &mut CopyOutStream<'_>,
-    sink: CopyInSink<'_>,
-    plan: MaskPlan,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<StreamStats, Error> {
-    if plan.is_passthrough() {
-        return forward(table, out, sink, progress).await;
+    match out.format() {
+        CopyFormat::Binary => rewrite(table, out, sink, Rewriter::new(plan), progress).await,
+        CopyFormat::Text => rewrite(table, out, sink, TextRewriter::new(plan), progress).await,
     }
-    rewrite(table, out, sink, TextRewriter::new(plan), progress).await
 }
 
 /// Rows forwarded as the source sent them.
