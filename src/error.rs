@@ -66,6 +66,20 @@ impl Error {
         self.db.as_ref().map(|d| d.code.as_str())
     }
 
+    /// Worth a retry on a new connection: the socket broke, the server could not be reached,
+    /// or it is shutting down or restarting (SQLSTATE class 08, 57P01-57P03).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Io | ErrorKind::Connect)
+            || self
+                .code()
+                .is_some_and(|c| c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03"))
+    }
+
+    /// The server refused a new session because its connection slots are full (53300).
+    pub fn is_too_many_connections(&self) -> bool {
+        self.code() == Some("53300")
+    }
+
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -129,5 +143,18 @@ impl From<Box<DbError>> for Error {
     fn from(e: Box<DbError>) -> Error {
         let message = e.to_string();
         Error::db(e, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_errors_are_broken_connections_and_restarts() {
+        assert!(Error::new(ErrorKind::Io, "reset").is_retryable());
+        assert!(Error::new(ErrorKind::Connect, "refused").is_retryable());
+        assert!(!Error::new(ErrorKind::Mask, "bad value").is_retryable());
+        assert!(!Error::new(ErrorKind::Db, "syntax").is_retryable());
     }
 }

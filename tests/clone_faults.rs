@@ -130,7 +130,7 @@ async fn dropped_connections_are_retried_and_resume_finishes_the_rest() {
     let (code, out) = run(clone_cmd(&c, proxy.port, c.port(), "faulted", &[])).await;
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("unit(s) failed") && out.contains("--resume"),
+        out.contains("failure(s)") && out.contains("--resume"),
         "{out}"
     );
     assert!(out.contains("public.patients"), "{out}");

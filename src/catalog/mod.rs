@@ -11,7 +11,7 @@ pub use queries::quote_literal;
 use crate::conn::Connection;
 use crate::error::{Error, ErrorKind};
 
-pub use queries::load;
+pub use queries::{load, lockable_tables, type_oids, TypeOid};
 
 /// A schema-qualified name, raw (for comparisons and messages) and quoted (for SQL).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -178,6 +178,10 @@ pub struct Table {
     pub comment: Option<String>,
     /// Whether the connected role may read it.
     pub readable: bool,
+    /// Row-level security applies to the connected role (enabled, and the role is neither
+    /// superuser, BYPASSRLS, nor the owner of a table without FORCE ROW LEVEL SECURITY): with
+    /// `row_security = off` reading it is an error, with it on rows would vanish silently.
+    pub row_security: bool,
 }
 
 impl Table {
@@ -297,6 +301,11 @@ impl Filter {
                 .iter()
                 .any(|t| t == &format!("{schema}.{table}"))
     }
+}
+
+/// An identifier quoted for SQL (always quoted: correct for every name, whatever its case).
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 pub(crate) fn catalog_error(what: &str, e: Error) -> Error {

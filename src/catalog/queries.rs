@@ -281,6 +281,67 @@ async fn load_sequences(conn: &mut Connection, cat: &mut Catalog) -> Result<(), 
     Ok(())
 }
 
+/// The tables and partitioned tables `filter` takes that the connected role may read, as
+/// quoted names: what a run locks before it takes its snapshot. Read outside any snapshot.
+pub async fn lockable_tables(
+    conn: &mut Connection,
+    filter: &Filter,
+) -> Result<Vec<QualifiedName>, Error> {
+    let mut out = Vec::new();
+    for r in
+        rows(
+            conn,
+            "tables to lock",
+            &format!(
+        "SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND {SYSTEM} AND {} AND has_table_privilege(c.oid, 'SELECT')
+         ORDER BY 1, 2", not_extension_member("pg_class", "c.oid")),
+        )
+        .await?
+    {
+        let name = Get(&r, "tables to lock").name(0)?;
+        if filter.takes_table(&name.schema, &name.name) {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// A user-defined type's OID and kind, to map OIDs embedded in binary values (arrays and
+/// records of user types) from the source's to the target's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeOid {
+    pub oid: u32,
+    /// `"schema"."name"`, the key that matches a type across databases.
+    pub quoted: String,
+    pub composite: bool,
+    /// For an array type, its element type.
+    pub array_of: Option<u32>,
+}
+
+/// Every type with an OID past the built-in range (user types, and arrays of them).
+pub async fn type_oids(
+    conn: &mut Connection,
+    first_normal_oid: u32,
+) -> Result<Vec<TypeOid>, Error> {
+    let mut out = Vec::new();
+    for r in rows(conn, "type OIDs", &format!(
+        "SELECT t.oid, quote_ident(n.nspname) || '.' || quote_ident(t.typname), t.typtype = 'c',
+                CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem END
+         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid >= {first_normal_oid}")).await?
+    {
+        let g = Get(&r, "type OIDs");
+        out.push(TypeOid {
+            oid: g.u32(0)?,
+            quoted: g.s(1)?,
+            composite: g.bool(2)?,
+            array_of: g.opt(3).map(|s| s.parse().map_err(|_| bad_row("type OIDs"))).transpose()?,
+        });
+    }
+    Ok(out)
+}
+
 /// A SQL string literal.
 pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -294,7 +355,9 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
                 pn.nspname, pc.relname, quote_ident(pn.nspname) || '.' || quote_ident(pc.relname),
                 greatest(c.reltuples, 0)::bigint, pg_table_size(c.oid), obj_description(c.oid, 'pg_class'),
                 has_table_privilege(c.oid, 'SELECT'),
-                pg_relation_size(c.oid) / current_setting('block_size')::bigint
+                pg_relation_size(c.oid) / current_setting('block_size')::bigint,
+                c.relrowsecurity AND NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = current_user)
+                  AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE'))
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          LEFT JOIN pg_partitioned_table p ON p.partrelid = c.oid
          LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND c.relispartition
@@ -328,6 +391,7 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
             comment: g.opt(13),
             readable: g.bool(14)?,
             pages: g.i64(15)?,
+            row_security: g.bool(16)?,
         });
     }
     let index_of: HashMap<u32, usize> = cat

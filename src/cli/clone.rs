@@ -89,32 +89,24 @@ pub async fn run(args: CloneArgs) -> i32 {
         quiet: args.quiet,
         keep_state: args.keep_state,
         split_bytes: args.split_tables_larger_than,
+        lock_timeout: args.lock_wait_timeout,
     };
     let stop = StopHandle::default();
-    let on_signal = stop.clone();
-    let quiet = args.quiet;
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            if !quiet {
-                eprintln!("privaci: interrupted; cancelling the copies in progress...");
-            }
-            on_signal.stop().await;
-        }
-    });
+    watch_signals(stop.clone(), args.quiet);
     match clone_run(opts, audit, stop).await {
         Ok(report) => {
             print!("{}", render(&report));
-            if report.interrupted {
+            if report.interrupted && report.failed.is_empty() {
                 eprintln!("privaci: interrupted; what committed is kept: run the same command with --resume to finish");
                 exit::FAILED
             } else if report.failed.is_empty() {
                 exit::SUCCESS
             } else {
-                eprintln!("privaci: {} unit(s) failed:", report.failed.len());
+                eprintln!("privaci: {} failure(s):", report.failed.len());
                 for f in &report.failed {
                     eprintln!("  {f}");
                 }
-                eprintln!("fix the cause, then run the same command with --resume: completed tables are kept and only the failed ones are redone");
+                eprintln!("fix the cause, then run the same command with --resume: what committed is kept and only the rest is done");
                 exit::FAILED
             }
         }
@@ -140,6 +132,37 @@ pub async fn run(args: CloneArgs) -> i32 {
             exit::FAILED
         }
     }
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM stop the run cleanly: copies are cancelled, units in flight roll
+/// back, the report and the audit `run.end` are written, and the exit code is 1. A second
+/// signal exits at once.
+fn watch_signals(stop: StopHandle, quiet: bool) {
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let next = async |term: &mut Option<tokio::signal::unix::Signal>| match term {
+            Some(t) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => "interrupted",
+                    _ = t.recv() => "terminated (SIGTERM)",
+                }
+            }
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+                "interrupted"
+            }
+        };
+        let why = next(&mut term).await;
+        if !quiet {
+            eprintln!("privaci: {why}; cancelling the copies in progress (a second signal exits at once)...");
+        }
+        let stopping = stop.clone();
+        tokio::spawn(async move { stopping.stop().await });
+        let _ = next(&mut term).await;
+        eprintln!("privaci: stopped at once by a second signal; what committed is kept: run the same command with --resume to finish");
+        std::process::exit(exit::FAILED);
+    });
 }
 
 pub(crate) fn render(report: &CloneReport) -> String {

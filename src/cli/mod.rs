@@ -89,6 +89,26 @@ fn parse_size(s: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("\"{s}\" is not a size (like 1GB, 500MB, 64kB or bytes)"))
 }
 
+/// Seconds, or a number with a unit: 30s, 5min, 1h.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mult) = if let Some(n) = t.strip_suffix("min") {
+        (n, 60)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1)
+    } else {
+        (t.as_str(), 1)
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| std::time::Duration::from_secs(n * mult))
+        .ok_or_else(|| format!("\"{s}\" is not a duration (like 60, 30s, 5min or 1h)"))
+}
+
 #[derive(clap::Args, Debug)]
 pub struct CloneArgs {
     /// The database to clone.
@@ -122,6 +142,11 @@ pub struct CloneArgs {
     /// parallel: 1GB, 500MB, 64kB or bytes; 0 never splits.
     #[arg(long, value_name = "SIZE", default_value = "1GB", value_parser = parse_size)]
     pub split_tables_larger_than: i64,
+    /// How long to wait for the lock on each source table before giving up. The run locks
+    /// every table it copies (ACCESS SHARE, as pg_dump does) so that TRUNCATE, rewriting ALTER
+    /// TABLE and DROP TABLE on the source wait until it is done.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub lock_wait_timeout: std::time::Duration,
     #[command(flatten)]
     pub filter: FilterArgs,
 }

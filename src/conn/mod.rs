@@ -344,10 +344,28 @@ impl Connection {
     /// every statement's result, values as text. After a server error the connection reads
     /// on to ReadyForQuery and stays usable; the first error is returned.
     pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<QueryResult>, Error> {
+        self.batch(sql).await.map_err(|(e, _)| e)
+    }
+
+    /// Like `simple_query`, but a server error comes with how many statements completed before
+    /// it, so the caller can tell which statement of a batch failed (the server stops at the
+    /// first error). A broken connection reports the count received so far.
+    pub async fn batch(&mut self, sql: &str) -> Result<Vec<QueryResult>, (Error, usize)> {
+        let mut results = Vec::new();
+        match self.batch_inner(sql, &mut results).await {
+            Ok(()) => Ok(results),
+            Err(e) => Err((e, results.len())),
+        }
+    }
+
+    async fn batch_inner(
+        &mut self,
+        sql: &str,
+        results: &mut Vec<QueryResult>,
+    ) -> Result<(), Error> {
         self.settle().await?;
         frontend::query(sql, &mut self.write_buf)?;
         self.flush().await?;
-        let mut results = Vec::new();
         let mut current = QueryResult::default();
         let mut error: Option<Error> = None;
         loop {
@@ -368,7 +386,7 @@ impl Connection {
                     self.status = status;
                     return match error {
                         Some(e) => Err(e),
-                        None => Ok(results),
+                        None => Ok(()),
                     };
                 }
                 // COPY started through simple_query has no data to give or take: end it so the

@@ -74,6 +74,19 @@ pub fn check_source(cat: &Catalog) -> Vec<String> {
             unreadable.join(", ")
         ));
     }
+    let hidden: Vec<String> = cat
+        .tables
+        .iter()
+        .filter(|t| t.row_security && t.readable && !t.is_partitioned())
+        .map(|t| t.name.to_string())
+        .collect();
+    if !hidden.is_empty() {
+        refusals.push(format!(
+            "row-level security applies to the source role on {} table(s): {}; its policies would hide rows from the copy: grant the role BYPASSRLS (ALTER ROLE ... BYPASSRLS), connect as the tables' owner (when they do not FORCE ROW LEVEL SECURITY), or exclude them (--exclude-table)",
+            hidden.len(),
+            hidden.join(", ")
+        ));
+    }
     refusals
 }
 

@@ -1,0 +1,233 @@
+//! One unit's copy: the source reads it in the run's snapshot, the target loads it and records
+//! its checkpoint in the same transaction, so a unit is either wholly in with its checkpoint
+//! or not at all.
+
+use serde_json::json;
+
+use super::audit::copy_error_line;
+use super::shared::Shared;
+use super::state;
+use super::units::Unit;
+use crate::catalog::{self, Table};
+use crate::conn::Connection;
+use crate::error::{Error, ErrorKind};
+use crate::mask::remap::{OidKind, OidMap, Remap, FIRST_NORMAL_OID};
+use crate::mask::ColumnAction;
+
+/// What a copied unit did.
+pub struct Copied {
+    pub rows: u64,
+    pub bytes: u64,
+    pub masked: Vec<String>,
+}
+
+/// A failed copy: the error and, for a row the target rejected, that row's primary key.
+pub struct CopyFailure {
+    pub error: Error,
+    pub primary_key: Option<String>,
+}
+
+impl From<Error> for CopyFailure {
+    fn from(error: Error) -> Self {
+        CopyFailure {
+            error,
+            primary_key: None,
+        }
+    }
+}
+
+pub fn table_of<'a>(shared: &'a Shared, unit: &Unit) -> Result<&'a Table, Error> {
+    shared
+        .catalog
+        .tables
+        .iter()
+        .find(|t| t.name == unit.table)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Protocol,
+                format!("unit {} is not in the catalog", unit.key()),
+            )
+        })
+}
+
+pub async fn copy_unit(
+    shared: &Shared,
+    source: &mut Connection,
+    target: &mut Connection,
+    unit: &Unit,
+    on_bytes: &(dyn Fn(u64) + Sync),
+) -> Result<Copied, CopyFailure> {
+    let table = table_of(shared, unit)?;
+    let resolved = shared.resolved.get(&unit.table).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Protocol,
+            format!("unit {} has no masking plan", unit.key()),
+        )
+    })?;
+    let mut plan = resolved
+        .plan(shared.key.as_ref())
+        .map_err(|m| Error::new(ErrorKind::Mask, m))?;
+    // A column type without binary I/O makes the whole table travel in text format.
+    let text = !resolved.text_fallback.is_empty();
+    if text {
+        shared.audit.event(
+            "table.fallback_text",
+            json!({ "table": table.name.to_string(), "columns": resolved.text_fallback }),
+        );
+    }
+    // Columns whose binary values embed type OIDs have them rewritten (text has no OIDs).
+    for (name, action) in plan.columns.iter_mut().filter(|_| !text) {
+        if let (ColumnAction::Keep, Some(col)) =
+            (&*action, table.columns.iter().find(|c| &c.name == name))
+        {
+            if needs_remap(&shared.oids, col.type_oid) {
+                *action =
+                    ColumnAction::Mask(Box::new(Remap::new(shared.oids.clone(), col.type_oid)));
+            }
+        }
+    }
+    let masked: Vec<String> = resolved
+        .columns
+        .iter()
+        .filter(|c| c.copied && c.strategy != crate::mask::StrategySpec::Keep)
+        .map(|c| c.name.clone())
+        .collect();
+    let quoted = |n: &str| {
+        table
+            .columns
+            .iter()
+            .find(|c| c.name == n)
+            .map(|c| c.quoted.clone())
+            .unwrap_or_else(|| n.to_string())
+    };
+    let source_cols: Vec<String> = plan.columns.iter().map(|(n, _)| quoted(n)).collect();
+    let target_cols: Vec<String> = plan.target_columns().map(quoted).collect();
+    let format = if text { "text" } else { "binary" };
+
+    let result = async {
+        source
+            .execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
+                catalog::quote_literal(&shared.conns.snapshot)
+            ))
+            .await
+            .map_err(snapshot_lost)?;
+        // A whole table is emptied and loaded frozen in one transaction; a chunk is only
+        // loaded (the table was emptied once, before its chunks).
+        let whole = unit.chunk.is_none() && !shared.existing_schema;
+        if whole {
+            target
+                .execute(&format!("BEGIN; TRUNCATE ONLY {}", table.name.quoted))
+                .await?;
+        } else {
+            target.execute("BEGIN").await?;
+        }
+        let mut out = source
+            .copy_out(&format!(
+                "COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT {format})",
+                source_cols.join(", "),
+                table.name.quoted,
+                unit.predicate(),
+            ))
+            .await
+            .map_err(|e| row_security(e, &table.name.to_string()))?;
+        let sink = target
+            .copy_in(&format!(
+                "COPY {} ({}) FROM STDIN (FORMAT {format}{})",
+                table.name.quoted,
+                target_cols.join(", "),
+                if whole { ", FREEZE" } else { "" }
+            ))
+            .await?;
+        // The stream's format (text for a fallback table) picks the rewriter.
+        let stats =
+            super::stream_table(&table.name.to_string(), &mut out, sink, plan, on_bytes).await?;
+        drop(out);
+        target
+            .execute(&format!(
+                "{}; COMMIT",
+                state::checkpoint_sql(&unit.key(), stats.rows, stats.bytes_in)
+            ))
+            .await?;
+        source.execute("COMMIT").await?;
+        Ok::<_, Error>(stats)
+    }
+    .await;
+    match result {
+        Ok(stats) => Ok(Copied {
+            rows: stats.rows,
+            bytes: stats.bytes_in,
+            masked,
+        }),
+        Err(e) => {
+            // Name the rejected row by its primary key, read in the same snapshot.
+            let primary_key = match (copy_error_line(&e), table.primary_key()) {
+                (Some(line), Some(pk)) if !e.is_retryable() => {
+                    let cols: Vec<String> = pk.columns.iter().map(|c| quoted(c)).collect();
+                    let sql = format!(
+                        "SELECT {} FROM ONLY {}{} OFFSET {} LIMIT 1",
+                        cols.iter()
+                            .map(|c| format!("{c}::text"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        table.name.quoted,
+                        unit.predicate(),
+                        line.saturating_sub(1)
+                    );
+                    source
+                        .query_text(&sql)
+                        .await
+                        .ok()
+                        .and_then(|rows| rows.first().cloned())
+                        .map(|row| {
+                            pk.columns
+                                .iter()
+                                .zip(row)
+                                .map(|(c, v)| format!("{c}={}", v.unwrap_or_else(|| "NULL".into())))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                }
+                _ => None,
+            };
+            let _ = target.execute("ROLLBACK").await;
+            let _ = source.execute("ROLLBACK").await;
+            Err(CopyFailure {
+                error: e,
+                primary_key,
+            })
+        }
+    }
+}
+
+/// The run's snapshot is held by the coordinator's source session; when that session is gone
+/// (the source restarted), no worker can import it again.
+fn snapshot_lost(e: Error) -> Error {
+    if e.code() == Some("22023") && e.message().contains("snapshot") {
+        return Error::new(
+            ErrorKind::Db,
+            "the source restarted or the run's snapshot was lost: rows can no longer be read consistently; run the same command with --resume",
+        );
+    }
+    e
+}
+
+/// Row security the role falls under, met at run time (pre-flight refuses what the catalog
+/// shows): say what to do rather than the server's bare message.
+fn row_security(e: Error, table: &str) -> Error {
+    if e.code() == Some("42501") && e.message().contains("row-level security") {
+        return Error::new(
+            ErrorKind::Db,
+            format!("row-level security on {table} would hide rows from the source role: grant it BYPASSRLS (ALTER ROLE ... BYPASSRLS), read as the table's owner, or exclude the table"),
+        );
+    }
+    e
+}
+
+fn needs_remap(oids: &OidMap, type_oid: u32) -> bool {
+    match oids.map.get(&type_oid) {
+        Some((_, OidKind::Composite)) => true,
+        Some((_, OidKind::Array { elem })) => *elem >= FIRST_NORMAL_OID,
+        _ => false,
+    }
+}
