@@ -424,6 +424,40 @@ impl Cluster {
         .stdout
     }
 
+    /// A psql command (as the superuser, unaligned, stopping at the first error) not yet run:
+    /// for sessions a test runs in the background, such as DDL that must wait for a lock.
+    pub fn psql_command(&self, db: &str, sql: &str) -> Command {
+        let mut cmd = Command::new(self.bindir.join("psql"));
+        cmd.args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-U",
+            "postgres",
+            "-h",
+        ])
+        .arg(&self.sock)
+        .args(["-p", &self.port.to_string(), "-d", db, "-c", sql]);
+        cmd
+    }
+
+    /// Restarts the server (fast shutdown: sessions are cut, as in a failover or a crash
+    /// restart), on the same port.
+    pub fn restart(&self) {
+        run(
+            as_server_user(&self.bindir.join("pg_ctl"))
+                .arg("-D")
+                .arg(&self.data)
+                .arg("-l")
+                .arg(self.dir.join("server.log"))
+                .args(["-m", "fast", "-w", "-t", "60", "restart"]),
+            "pg_ctl restart",
+        );
+    }
+
     /// Runs SQL with psql, an independent client; returns its unaligned output.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         String::from_utf8_lossy(&self.psql_run(db, &["-A", "-t"], sql))

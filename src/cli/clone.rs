@@ -185,6 +185,9 @@ pub(crate) fn render(report: &CloneReport) -> String {
             u.masked_columns.join(", ")
         );
     }
+    for n in &report.notes {
+        out += &format!("note: {n}\n");
+    }
     if !report.phases.is_empty() {
         out += &format!(
             "phases: {}\n",

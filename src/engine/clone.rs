@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::audit::{sanitize, Audit};
 use super::connections::{cap_jobs, headroom, TargetLink};
+use super::copy_unit::{copy_unit, SourceSession};
 use super::post_data::{final_post_data, foreign_keys_ready, step_key, table_post_data};
 pub use super::preflight::SchemaMode;
 use super::preflight::{self};
@@ -25,6 +26,7 @@ pub use super::shared::{Failure, UnitReport};
 use super::snapshot;
 use super::state::{self, PriorRun, RunIdentity};
 use super::units::{self, Unit};
+use super::worker::{after_unit, unit_done};
 use crate::catalog::{self, Catalog, Filter, QualifiedName};
 use crate::config::resolve::resolve;
 use crate::config::{ConfigError, MaskingConfig};
@@ -152,10 +154,6 @@ pub async fn run(
 ) -> Result<CloneReport, CloneError> {
     let started = Instant::now();
     let prepared = prepare(&opts, &stop).await?;
-    let quiet = opts.quiet;
-    for n in &prepared.notes {
-        log(quiet, format!("privaci: {n}"));
-    }
     audit.event(
         "run.start",
         json!({ "resume": prepared.resume, "jobs": prepared.jobs, "tables": prepared.catalog.data_tables().count(), "snapshot": prepared.snapshot_id, "key_fingerprint": prepared.fingerprint }),
@@ -502,6 +500,7 @@ async fn execute(
             source: opts.source.clone(),
             target: opts.target.clone(),
             snapshot: p.snapshot_id.clone(),
+            lock_timeout: opts.lock_timeout,
         },
         key: opts.key.clone(),
         existing_schema: opts.schema_mode == SchemaMode::Existing,
@@ -525,11 +524,12 @@ async fn execute(
         audit: audit.clone(),
         progress,
         done_count: Mutex::new(0),
+        deferred: Mutex::new(Vec::new()),
         workers_alive: Mutex::new(jobs),
     });
     *lock(&stop.shared) = Some(shared.clone());
 
-    let result = run_units(&shared, &mut target, jobs, report, mark).await;
+    let result = run_units(&shared, &mut coordinator, &mut target, jobs, report, mark).await;
     report.units = lock(&shared.reports).clone();
     report.failed = lock(&shared.failed).clone();
     report.interrupted = shared.is_cancelled();
@@ -549,6 +549,7 @@ async fn execute(
 /// Early post-data, the workers, the final post-data.
 async fn run_units(
     shared: &Arc<Shared>,
+    coordinator: &mut Connection,
     target: &mut TargetLink,
     jobs: usize,
     report: &mut CloneReport,
@@ -602,6 +603,7 @@ async fn run_units(
         }
     }
     shared.progress.finish();
+    copy_deferred(shared, coordinator, target).await;
     report.phases.push((
         "rows, then each table's keys and indexes (workers)".into(),
         mark.elapsed().as_secs_f64(),
@@ -625,6 +627,53 @@ async fn run_units(
         mark.elapsed().as_secs_f64(),
     ));
     Ok(())
+}
+
+/// Units no worker could lock without queueing behind DDL on the source: the coordinator
+/// holds their locks, so it reads them itself, in the run's snapshot.
+async fn copy_deferred(
+    shared: &Arc<Shared>,
+    coordinator: &mut Connection,
+    target: &mut TargetLink,
+) {
+    let deferred: Vec<Unit> = lock(&shared.deferred).drain(..).collect();
+    for unit in deferred {
+        if shared.is_cancelled() {
+            return;
+        }
+        let started = Instant::now();
+        let res = target
+            .run("copying a deferred unit", async |t| {
+                match copy_unit(
+                    shared,
+                    SourceSession::Coordinator,
+                    coordinator,
+                    t,
+                    &unit,
+                    &|_| {},
+                )
+                .await
+                {
+                    Ok(copied) => {
+                        unit_done(shared, 0, &unit, copied, started.elapsed().as_secs_f64());
+                        after_unit(shared, t, &unit).await;
+                        Ok(None)
+                    }
+                    Err(f) if f.error.is_retryable() => Err(f.error),
+                    Err(f) => Ok(Some(f)),
+                }
+            })
+            .await;
+        let failure = match res {
+            Ok(None) => continue,
+            Ok(Some(f)) => (f.error, f.primary_key),
+            Err(e) => (e, None),
+        };
+        shared.fail(Some(&unit.table), &unit.key(), &failure.0, failure.1);
+        if let Some(left) = lock(&shared.pending).get_mut(&unit.table) {
+            *left = left.saturating_sub(1);
+        }
+    }
 }
 
 /// Source OIDs of user-defined types mapped to the target's, by name.

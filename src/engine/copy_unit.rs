@@ -25,6 +25,10 @@ pub struct Copied {
 pub struct CopyFailure {
     pub error: Error,
     pub primary_key: Option<String>,
+    /// A worker could not lock the table without waiting: a session queued for a conflicting
+    /// lock (TRUNCATE, ALTER TABLE...) behind the run's own. The coordinator, which holds the
+    /// table's lock, copies the unit instead.
+    pub deferred: bool,
 }
 
 impl From<Error> for CopyFailure {
@@ -32,8 +36,21 @@ impl From<Error> for CopyFailure {
         CopyFailure {
             error,
             primary_key: None,
+            deferred: false,
         }
     }
+}
+
+/// Where a unit's rows are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceSession {
+    /// A worker's session: it imports the run's snapshot and locks the table (without waiting)
+    /// in a transaction of its own.
+    Worker,
+    /// The coordinator's session, already in the snapshot transaction that holds every
+    /// table's lock: its reads never queue behind DDL. A savepoint keeps that transaction (and
+    /// so the snapshot and the locks) alive when the unit fails.
+    Coordinator,
 }
 
 pub fn table_of<'a>(shared: &'a Shared, unit: &Unit) -> Result<&'a Table, Error> {
@@ -52,6 +69,7 @@ pub fn table_of<'a>(shared: &'a Shared, unit: &Unit) -> Result<&'a Table, Error>
 
 pub async fn copy_unit(
     shared: &Shared,
+    session: SourceSession,
     source: &mut Connection,
     target: &mut Connection,
     unit: &Unit,
@@ -104,14 +122,22 @@ pub async fn copy_unit(
     let target_cols: Vec<String> = plan.target_columns().map(quoted).collect();
     let format = if text { "text" } else { "binary" };
 
+    let mut deferred = false;
     let result = async {
-        source
-            .execute(&format!(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
-                catalog::quote_literal(&shared.conns.snapshot)
-            ))
-            .await
-            .map_err(snapshot_lost)?;
+        match session {
+            SourceSession::Worker => {
+                let setup = format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; LOCK TABLE ONLY {} IN ACCESS SHARE MODE NOWAIT",
+                    catalog::quote_literal(&shared.conns.snapshot),
+                    table.name.quoted
+                );
+                if let Err((e, done)) = source.batch(&setup).await {
+                    deferred = done == 2 && e.code() == Some("55P03");
+                    return Err(snapshot_lost(e));
+                }
+            }
+            SourceSession::Coordinator => source.execute("SAVEPOINT privaci_unit").await?,
+        }
         // A whole table is emptied and loaded frozen in one transaction; a chunk is only
         // loaded (the table was emptied once, before its chunks).
         let whole = unit.chunk.is_none() && !shared.existing_schema;
@@ -149,7 +175,12 @@ pub async fn copy_unit(
                 state::checkpoint_sql(&unit.key(), stats.rows, stats.bytes_in)
             ))
             .await?;
-        source.execute("COMMIT").await?;
+        source
+            .execute(match session {
+                SourceSession::Worker => "COMMIT",
+                SourceSession::Coordinator => "RELEASE SAVEPOINT privaci_unit",
+            })
+            .await?;
         Ok::<_, Error>(stats)
     }
     .await;
@@ -160,6 +191,9 @@ pub async fn copy_unit(
             masked,
         }),
         Err(e) => {
+            if session == SourceSession::Coordinator {
+                let _ = source.execute("ROLLBACK TO SAVEPOINT privaci_unit").await;
+            }
             // Name the rejected row by its primary key, read in the same snapshot.
             let primary_key = match (copy_error_line(&e), table.primary_key()) {
                 (Some(line), Some(pk)) if !e.is_retryable() => {
@@ -191,10 +225,13 @@ pub async fn copy_unit(
                 _ => None,
             };
             let _ = target.execute("ROLLBACK").await;
-            let _ = source.execute("ROLLBACK").await;
+            if session == SourceSession::Worker {
+                let _ = source.execute("ROLLBACK").await;
+            }
             Err(CopyFailure {
                 error: e,
                 primary_key,
+                deferred,
             })
         }
     }

@@ -121,18 +121,25 @@ pub async fn check(
         .map(|u| (u.key(), format!("ONLY {}{}", u.table.quoted, u.predicate())))
         .collect();
     let on_source = counts(source, &queries).await?;
-    let mut moved: HashSet<&QualifiedName> = HashSet::new();
+    let mut moved: Vec<(&QualifiedName, String)> = Vec::new();
     for u in partly {
-        if on_source.get(&u.key()) != prior.done_units.get(&u.key()) {
-            moved.insert(&u.table);
+        let (now, then) = (on_source.get(&u.key()), prior.done_units.get(&u.key()));
+        if now != then && !moved.iter().any(|(t, _)| *t == &u.table) {
+            moved.push((
+                &u.table,
+                format!(
+                    "rows were added to, removed from or moved between its chunks already copied since the earlier run (chunk {}: {} rows copied, {} there now)",
+                    u.key(),
+                    then.copied().unwrap_or(0),
+                    now.copied().unwrap_or(0)
+                ),
+            ));
         }
     }
-    let mut moved: Vec<&QualifiedName> = moved.into_iter().collect();
-    moved.sort();
-    for t in moved {
+    for (t, reason) in moved {
         redo.push(Redo {
             table: t.clone(),
-            reason: "rows were added to, removed from or moved between its chunks already copied since the earlier run".into(),
+            reason,
             missing: false,
         });
     }

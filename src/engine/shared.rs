@@ -62,6 +62,8 @@ pub struct Connections {
     pub source: Config,
     pub target: Config,
     pub snapshot: String,
+    /// How long a worker's read waits for a table lock before the unit fails.
+    pub lock_timeout: std::time::Duration,
 }
 
 pub struct Shared {
@@ -87,6 +89,8 @@ pub struct Shared {
     pub progress: super::progress::Progress,
     pub total_units: usize,
     pub done_count: Mutex<usize>,
+    /// Units no worker could lock without queueing behind DDL: the coordinator copies them.
+    pub deferred: Mutex<Vec<Unit>>,
     /// Workers still able to take units (a worker that cannot get connections retires).
     pub workers_alive: Mutex<usize>,
 }
@@ -106,7 +110,7 @@ impl Shared {
         let in_flight = lock(&self.pending)
             .values()
             .sum::<usize>()
-            .saturating_sub(queue.len());
+            .saturating_sub(queue.len() + lock(&self.deferred).len());
         let loaded = lock(&self.loaded).clone();
         units::next(
             &self.catalog,

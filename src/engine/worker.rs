@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::audit::sanitize;
-use super::copy_unit::{copy_unit, CopyFailure};
+use super::copy_unit::{copy_unit, Copied, CopyFailure, SourceSession};
 use super::post_data::{foreign_keys_ready, table_post_data};
 use super::shared::{lock, Shared, UnitReport};
 use super::snapshot::SOURCE_SESSION_SETTINGS;
@@ -35,7 +35,12 @@ pub async fn session(shared: &Shared) -> Result<(Connection, Connection), Error>
         .map_err(|e| e.context("source"))?;
     // Row security off: a policy would otherwise hide rows silently. Synchronized scans off:
     // a row number must mean the same row when an error names one.
-    source.execute(SOURCE_SESSION_SETTINGS).await?;
+    source
+        .execute(&format!(
+            "{SOURCE_SESSION_SETTINGS}; SET lock_timeout = {}",
+            shared.conns.lock_timeout.as_millis().max(1)
+        ))
+        .await?;
     let mut target = connect(&shared.conns.target)
         .await
         .map_err(|e| e.context("target"))?;
@@ -176,15 +181,36 @@ async fn copy_with_retries(
         let (source, target) = conns.as_mut()?;
         let started = Instant::now();
         let on_bytes = |n: u64| shared.progress.bytes(id, n);
-        match copy_unit(shared, source, target, unit, &on_bytes).await {
+        match copy_unit(
+            shared,
+            SourceSession::Worker,
+            source,
+            target,
+            unit,
+            &on_bytes,
+        )
+        .await
+        {
             Ok(copied) => {
                 unit_done(shared, id, unit, copied, started.elapsed().as_secs_f64());
                 after_unit(shared, target, unit).await;
                 return conns;
             }
-            Err(CopyFailure { error, primary_key }) => {
+            Err(CopyFailure {
+                error,
+                primary_key,
+                deferred,
+            }) => {
                 if shared.is_cancelled() {
                     return None;
+                }
+                if deferred {
+                    shared.progress.line(&format!(
+                        "{name}: a session waits to change this table (TRUNCATE, ALTER TABLE...) behind the run's lock; it is copied last, under that lock"
+                    ));
+                    shared.audit.event("table.deferred", json!({ "table": name, "reason": "conflicting lock requested on the source" }));
+                    lock(&shared.deferred).push(unit.clone());
+                    return conns;
                 }
                 if error.is_retryable() && attempt < MAX_RETRIES {
                     attempt += 1;
@@ -208,13 +234,7 @@ async fn copy_with_retries(
     }
 }
 
-fn unit_done(
-    shared: &Shared,
-    id: usize,
-    unit: &Unit,
-    copied: super::copy_unit::Copied,
-    seconds: f64,
-) {
+pub fn unit_done(shared: &Shared, id: usize, unit: &Unit, copied: Copied, seconds: f64) {
     let name = unit.key();
     shared.audit.event("table.end", json!({ "table": name, "rows": copied.rows, "bytes": copied.bytes, "seconds": seconds, "masked_columns": copied.masked }));
     let n = {
@@ -247,7 +267,7 @@ fn unit_done(
 
 /// The table's last unit builds its keys and indexes; loaded means keys built too, so
 /// foreign keys to it may then be added.
-async fn after_unit(shared: &Shared, target: &mut Connection, unit: &Unit) {
+pub async fn after_unit(shared: &Shared, target: &mut Connection, unit: &Unit) {
     let last = {
         let mut p = lock(&shared.pending);
         let left = p.entry(unit.table.clone()).or_insert(1);
