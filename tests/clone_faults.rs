@@ -7,84 +7,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::fault::{Cut, FaultProxy};
+use support::fixture_clone::{self, clone_cmd, fingerprint, run};
 use support::Cluster;
 
-const KEY: &str = "fault test masking key, 32 bytes";
-
 fn cluster() -> Cluster {
-    let c = Cluster::builder()
-        .hba("hostssl all owner 127.0.0.1/32 scram-sha-256")
-        .hba("hostssl all cloner 127.0.0.1/32 scram-sha-256")
-        .start();
-    c.create_role("owner", Some("owner-secret"), false);
-    c.create_role("cloner", Some("cloner-secret"), false);
-    c.psql("postgres", "CREATE DATABASE mhd OWNER owner");
-    for db in ["reference", "faulted"] {
-        c.psql("postgres", &format!("CREATE DATABASE {db} OWNER cloner"));
-    }
-    support::load_fixture(&c, "mhd", "owner", 3);
-    c
-}
-
-fn conninfo(c: &Cluster, port: u16, user: &str, db: &str) -> String {
-    format!(
-        "host=localhost hostaddr=127.0.0.1 port={port} user={user} password={user}-secret dbname={db} sslmode=verify-full sslrootcert={}",
-        c.certs().ca_file.display()
-    )
-}
-
-fn clone_cmd(c: &Cluster, source_port: u16, target_port: u16, db: &str, extra: &[&str]) -> Command {
-    let jobs = if extra.contains(&"--jobs") {
-        None
-    } else {
-        Some("2")
-    };
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_privaci"));
-    cmd.args([
-        "clone",
-        "--source",
-        &conninfo(c, source_port, "owner", "mhd"),
-        "--target",
-        &conninfo(c, target_port, "cloner", db),
-        "--config",
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/examples/masking/medicalhelpdesk.toml"
-        ),
-        "--quiet",
-    ])
-    .args(jobs.map(|j| vec!["--jobs", j]).unwrap_or_default())
-    .args(extra)
-    .env("PRIVACI_MASK_KEY", KEY)
-    .env("HOME", "/nonexistent");
-    cmd
-}
-
-async fn run(mut cmd: Command) -> (i32, String) {
-    tokio::task::spawn_blocking(move || {
-        let out = cmd.output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    })
-    .await
-    .unwrap()
-}
-
-/// Every table's rows, as an order-independent checksum of whole rows, plus the schema.
-fn fingerprint(c: &Cluster, db: &str) -> Vec<String> {
-    let tables = c.psql("mhd", "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname IN ('public', 'clinical') ORDER BY 1");
-    let mut out: Vec<String> = tables
-        .lines()
-        .map(|t| format!("{t} {}", c.psql(db, &format!("SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM {t} x"))))
-        .collect();
-    out.push(c.pg_dump_schema(db));
-    out
+    fixture_clone::cluster(&["reference", "faulted"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,7 +92,7 @@ pub async fn run(args: CloneArgs) -> i32 {
         lock_timeout: args.lock_wait_timeout,
     };
     let stop = StopHandle::default();
-    watch_signals(stop.clone(), args.quiet);
+    watch_signals(stop.clone());
     match clone_run(opts, audit, stop).await {
         Ok(report) => {
             print!("{}", render(&report));
@@ -137,7 +137,7 @@ pub async fn run(args: CloneArgs) -> i32 {
 /// SIGINT (Ctrl-C) and SIGTERM stop the run cleanly: copies are cancelled, units in flight roll
 /// back, the report and the audit `run.end` are written, and the exit code is 1. A second
 /// signal exits at once.
-fn watch_signals(stop: StopHandle, quiet: bool) {
+fn watch_signals(stop: StopHandle) {
     tokio::spawn(async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -154,9 +154,10 @@ fn watch_signals(stop: StopHandle, quiet: bool) {
             }
         };
         let why = next(&mut term).await;
-        if !quiet {
-            eprintln!("privaci: {why}; cancelling the copies in progress (a second signal exits at once)...");
-        }
+        // Said even with --quiet: a signal changes how the run ends.
+        eprintln!(
+            "privaci: {why}; cancelling the copies in progress (a second signal exits at once)..."
+        );
         let stopping = stop.clone();
         tokio::spawn(async move { stopping.stop().await });
         let _ = next(&mut term).await;

@@ -17,7 +17,9 @@ use sha2::{Digest, Sha256};
 use super::audit::{sanitize, Audit};
 use super::connections::{cap_jobs, headroom, TargetLink};
 use super::copy_unit::{copy_unit, SourceSession};
-use super::post_data::{final_post_data, foreign_keys_ready, step_key, table_post_data};
+use super::post_data::{
+    final_post_data, finish_loaded_tables, foreign_keys_ready, step_key, table_post_data,
+};
 pub use super::preflight::SchemaMode;
 use super::preflight::{self};
 use super::resume_check::{self, Redo};
@@ -611,6 +613,11 @@ async fn run_units(
 
     let mark = Instant::now();
     if !shared.is_cancelled() {
+        target
+            .run("keys and indexes", async |c| {
+                finish_loaded_tables(shared, c).await
+            })
+            .await?;
         target
             .run("foreign keys", async |c| {
                 foreign_keys_ready(shared, c).await

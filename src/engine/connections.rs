@@ -8,6 +8,9 @@ use crate::conn::{connect, Connection};
 use crate::conninfo::Config;
 use crate::error::{Error, ErrorKind};
 
+/// Looks at a taken run lock this many times, 200 ms apart, before refusing.
+const LOCK_TRIES: u32 = 10;
+
 /// The coordinator's target session. It holds the run lock; after a dropped connection it
 /// reconnects and takes the lock again before doing anything.
 pub struct TargetLink {
@@ -21,9 +24,16 @@ impl TargetLink {
     /// Connects; `Ok(Err(message))` when another run holds the lock.
     pub async fn open(config: &Config) -> Result<Result<TargetLink, String>, Error> {
         let mut conn = connect(config).await.map_err(|e| e.context("target"))?;
-        if let Some(other) = state::take_run_lock(&mut conn).await? {
-            let _ = conn.close().await;
-            return Ok(Err(other));
+        // A run killed a moment ago still holds the lock until the server notices its
+        // session is gone: look again for a little while before refusing.
+        let mut tries = 0;
+        while let Some(other) = state::take_run_lock(&mut conn).await? {
+            tries += 1;
+            if tries > LOCK_TRIES {
+                let _ = conn.close().await;
+                return Ok(Err(other));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
         conn.execute("SET synchronous_commit = off").await?;
         Ok(Ok(TargetLink {

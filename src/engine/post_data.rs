@@ -85,6 +85,28 @@ pub async fn foreign_keys_ready(shared: &Shared, target: &mut Connection) -> Res
     }
 }
 
+/// Tables whose every unit is in but whose keys and indexes are not built (the worker's
+/// target connection broke while building them): built now.
+pub async fn finish_loaded_tables(shared: &Shared, target: &mut Connection) -> Result<(), Error> {
+    let failed = shared.failed_tables();
+    let todo: Vec<QualifiedName> = {
+        let pending = lock(&shared.pending);
+        shared
+            .catalog
+            .data_tables()
+            .map(|t| &t.name)
+            .filter(|t| pending.get(*t).is_some_and(|n| *n == 0) && !failed.contains(*t))
+            .filter(|t| !lock(&shared.loaded).contains(*t))
+            .cloned()
+            .collect()
+    };
+    for t in todo {
+        table_post_data(shared, target, &t).await?;
+        lock(&shared.loaded).insert(t);
+    }
+    Ok(())
+}
+
 /// The last post-data: triggers of fully loaded tables, then (when no unit failed) views,
 /// then sequence positions. A step that fails is reported and the others still run.
 pub async fn final_post_data(shared: &Shared, target: &mut Connection) -> Result<(), Error> {

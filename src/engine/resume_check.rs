@@ -178,9 +178,26 @@ pub fn plan(
         .filter(|r| r.missing)
         .map(|r| &r.table)
         .collect();
-    // Missing tables are created again, parents before partitions (pre-data order).
+    // Missing tables are created again, parents before partitions (pre-data order), with the
+    // sequences their columns owned (dropped with them).
+    let owned: HashSet<String> = cat
+        .sequences
+        .iter()
+        .filter(|s| {
+            !s.identity
+                && s.owned_by
+                    .as_ref()
+                    .is_some_and(|(t, _)| missing.contains(t))
+        })
+        .flat_map(|s| {
+            [
+                format!("sequence {}", s.name),
+                format!("sequence {} ownership", s.name),
+            ]
+        })
+        .collect();
     for s in pre_data {
-        if s.table.as_ref().is_some_and(|t| missing.contains(t)) {
+        if s.table.as_ref().is_some_and(|t| missing.contains(t)) || owned.contains(&s.object) {
             out.sql.push(s.sql.clone());
         }
     }
@@ -221,6 +238,7 @@ pub fn plan(
             Phase::Keys | Phase::Indexes => s.table.as_ref().is_some_and(|t| missing.contains(t)),
             Phase::ForeignKeys => own || s.needs.iter().any(|n| referenced.contains(n)),
             Phase::Triggers => own,
+            Phase::SequenceValues => s.table.as_ref().is_some_and(|t| missing.contains(t)),
             _ => false,
         };
         if again {

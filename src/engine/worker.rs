@@ -193,7 +193,9 @@ async fn copy_with_retries(
         {
             Ok(copied) => {
                 unit_done(shared, id, unit, copied, started.elapsed().as_secs_f64());
-                after_unit(shared, target, unit).await;
+                if !after_unit(shared, target, unit).await {
+                    return None;
+                }
                 return conns;
             }
             Err(CopyFailure {
@@ -266,8 +268,9 @@ pub fn unit_done(shared: &Shared, id: usize, unit: &Unit, copied: Copied, second
 }
 
 /// The table's last unit builds its keys and indexes; loaded means keys built too, so
-/// foreign keys to it may then be added.
-pub async fn after_unit(shared: &Shared, target: &mut Connection, unit: &Unit) {
+/// foreign keys to it may then be added. Returns false when the target connection broke (the
+/// coordinator finishes what was left, see `finish_loaded_tables`).
+pub async fn after_unit(shared: &Shared, target: &mut Connection, unit: &Unit) -> bool {
     let last = {
         let mut p = lock(&shared.pending);
         let left = p.entry(unit.table.clone()).or_insert(1);
@@ -280,6 +283,7 @@ pub async fn after_unit(shared: &Shared, target: &mut Connection, unit: &Unit) {
             Ok(()) => {
                 lock(&shared.loaded).insert(unit.table.clone());
             }
+            Err(e) if e.is_retryable() => return false,
             Err(e) => shared.fail(
                 Some(&unit.table),
                 &format!("{} (keys and indexes)", unit.table),
@@ -288,7 +292,12 @@ pub async fn after_unit(shared: &Shared, target: &mut Connection, unit: &Unit) {
             ),
         }
     }
-    if let Err(e) = foreign_keys_ready(shared, target).await {
-        shared.fail(None, &format!("{} (foreign keys)", unit.table), &e, None);
+    match foreign_keys_ready(shared, target).await {
+        Ok(()) => true,
+        Err(e) if e.is_retryable() => false,
+        Err(e) => {
+            shared.fail(None, &format!("{} (foreign keys)", unit.table), &e, None);
+            true
+        }
     }
 }

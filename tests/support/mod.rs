@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod fault;
+pub mod fixture_clone;
 
 #[allow(unused_imports)]
 pub use privaci::devcluster::*;

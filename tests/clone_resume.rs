@@ -1,0 +1,308 @@
+//! Signals, lost target tables, failed chunks and restarts: each ends with the report and the
+//! audit `run.end`, and `--resume` then gives exactly the target an uninterrupted run makes.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::fault::{Cut, FaultProxy};
+use support::fixture_clone::{self, audit_events, clone_cmd, fingerprint, run};
+use support::Cluster;
+
+async fn wait_for_events(path: &std::path::Path, event: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while audit_events(path, event) < n {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {n} {event}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    assert!(Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_a_second_signal_at_once_and_resume_finishes() {
+    let c = fixture_clone::cluster(&["reference", "faulted"]);
+    let (code, out) = run(clone_cmd(
+        &c,
+        c.port(),
+        c.port(),
+        "reference",
+        &["--jobs", "1"],
+    ))
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let reference = fingerprint(&c, "reference");
+
+    let audit = c.socket_dir().parent().unwrap().join("term.jsonl");
+    let child = clone_cmd(
+        &c,
+        c.port(),
+        c.port(),
+        "faulted",
+        &["--jobs", "1", "--audit-log", audit.to_str().unwrap()],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for_events(&audit, "table.end", 3).await;
+    signal(child.id(), "-TERM");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("terminated (SIGTERM)")
+            && text.contains("--resume")
+            && text.contains("total:"),
+        "the report is printed: {text}"
+    );
+    assert!(std::fs::read_to_string(&audit)
+        .unwrap()
+        .contains("\"event\":\"run.end\",\"status\":\"interrupted\""));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        c.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE usename IN ('owner', 'cloner')"
+        ),
+        "0",
+        "no session of the run is left"
+    );
+    let (code, out) = run(clone_cmd(&c, c.port(), c.port(), "faulted", &["--resume"])).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(fingerprint(&c, "faulted"), reference);
+
+    // Two signals: the second exits at once; nothing committed is lost, resume finishes.
+    c.psql("postgres", "DROP DATABASE faulted");
+    c.psql("postgres", "CREATE DATABASE faulted OWNER cloner");
+    let audit = c.socket_dir().parent().unwrap().join("term2.jsonl");
+    let child = clone_cmd(
+        &c,
+        c.port(),
+        c.port(),
+        "faulted",
+        &["--jobs", "1", "--audit-log", audit.to_str().unwrap()],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for_events(&audit, "table.end", 2).await;
+    signal(child.id(), "-TERM");
+    signal(child.id(), "-INT");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let (code, out) = run(clone_cmd(&c, c.port(), c.port(), "faulted", &["--resume"])).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(fingerprint(&c, "faulted"), reference);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_redoes_tables_lost_on_the_target_and_starts_when_nothing_committed() {
+    let c = fixture_clone::cluster(&["reference", "faulted", "fresh"]);
+    let (code, out) = run(clone_cmd(
+        &c,
+        c.port(),
+        c.port(),
+        "reference",
+        &["--jobs", "1"],
+    ))
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let reference = fingerprint(&c, "reference");
+
+    let audit = c.socket_dir().parent().unwrap().join("killed.jsonl");
+    let mut child = clone_cmd(
+        &c,
+        c.port(),
+        c.port(),
+        "faulted",
+        &["--jobs", "1", "--audit-log", audit.to_str().unwrap()],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for_events(&audit, "table.end", 8).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done = c.psql(
+        "faulted",
+        "SELECT table_name FROM _privaci.table_checkpoints WHERE table_name NOT LIKE '%#%' ORDER BY finished_at",
+    );
+    let done: Vec<&str> = done.lines().collect();
+    assert!(done.len() >= 2, "{done:?}");
+    // One completed table is dropped (with what depends on it), another loses rows.
+    c.psql("faulted", &format!("DROP TABLE {} CASCADE", done[0]));
+    c.psql(
+        "faulted",
+        &format!("SET session_replication_role = replica; DELETE FROM {t} WHERE ctid IN (SELECT ctid FROM {t} LIMIT 3)", t = done[1]),
+    );
+    let (code, out) = run(clone_cmd(&c, c.port(), c.port(), "faulted", &["--resume"])).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{} copied again: it is missing on the target",
+            done[0]
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{} copied again: the target holds", done[1])),
+        "{out}"
+    );
+    assert_eq!(fingerprint(&c, "faulted"), reference);
+
+    // --resume where no earlier run committed anything: a new run, said so.
+    let (code, out) = run(clone_cmd(&c, c.port(), c.port(), "fresh", &["--resume"])).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("starting a new run"), "{out}");
+    assert_eq!(fingerprint(&c, "fresh"), reference);
+}
+
+fn plain_cluster() -> Cluster {
+    let c = Cluster::builder()
+        .hba("hostssl all owner 127.0.0.1/32 scram-sha-256")
+        .hba("hostssl all cloner 127.0.0.1/32 scram-sha-256")
+        .start();
+    c.create_role("owner", Some("owner-secret"), false);
+    c.create_role("cloner", Some("cloner-secret"), false);
+    c
+}
+
+fn docs_clone(c: &Cluster, source_port: u16, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_privaci"));
+    cmd.args([
+        "clone",
+        "--source",
+        &fixture_clone::conninfo(c, source_port, "owner", "docs"),
+        "--target",
+        &fixture_clone::conninfo(c, c.port(), "cloner", "dst"),
+        "--quiet",
+        "--split-tables-larger-than",
+        "256kB",
+    ])
+    .args(extra)
+    .env("HOME", "/nonexistent");
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_chunk_leaves_its_tables_triggers_off_until_resume_loads_it() {
+    let c = plain_cluster();
+    c.psql("postgres", "CREATE DATABASE docs OWNER owner");
+    c.psql("postgres", "CREATE DATABASE dst OWNER cloner");
+    // Small rows, then a few big ones at the end of the table: the last chunk carries
+    // megabytes, the others kilobytes.
+    c.psql("docs", "SET ROLE owner;
+        CREATE TABLE docs (id int PRIMARY KEY, body text);
+        ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
+        INSERT INTO docs SELECT g, md5(g::text) FROM generate_series(1, 6000) g;
+        INSERT INTO docs SELECT 100000 + g, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 6000) i) FROM generate_series(1, 12) g;
+        CREATE FUNCTION docs_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.body := 'TRIGGERED'; RETURN NEW; END $$;
+        CREATE TRIGGER docs_touch BEFORE INSERT ON docs FOR EACH ROW EXECUTE FUNCTION docs_touch();
+        ANALYZE");
+    let source_rows = c.psql(
+        "docs",
+        "SELECT count(*) || ':' || md5(string_agg(x::text, '|' ORDER BY x::text)) FROM docs x",
+    );
+    // Every source connection but the coordinator's is cut past 1 MB: the big chunk fails
+    // on each try, the small ones go through.
+    let proxy = FaultProxy::start(c.port(), Cut::ServerToClient, 1_000_000, None, 1).await;
+    let (code, out) = run(docs_clone(&c, proxy.port, &["--jobs", "2"])).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("public.docs#"),
+        "the failed chunk is named: {out}"
+    );
+    let triggers =
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'docs'::regclass AND NOT tgisinternal";
+    assert_eq!(
+        c.psql("dst", triggers),
+        "0",
+        "no trigger on a table that did not load completely"
+    );
+    drop(proxy);
+
+    let (code, out) = run(docs_clone(&c, c.port(), &["--resume"])).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        c.psql(
+            "dst",
+            "SELECT count(*) || ':' || md5(string_agg(x::text, '|' ORDER BY x::text)) FROM docs x"
+        ),
+        source_rows,
+        "no row went through a trigger"
+    );
+    assert_eq!(c.psql("dst", triggers), "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_restart_mid_run_is_survived() {
+    let src = fixture_clone::cluster(&[]);
+    let dst = plain_cluster();
+    for db in ["reference", "restarted"] {
+        dst.psql("postgres", &format!("CREATE DATABASE {db} OWNER cloner"));
+    }
+    let cmd = |db: &str, extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_privaci"));
+        cmd.args([
+            "clone",
+            "--source",
+            &fixture_clone::conninfo(&src, src.port(), "owner", "mhd"),
+            "--target",
+            &fixture_clone::conninfo(&dst, dst.port(), "cloner", db),
+            "--quiet",
+            "--jobs",
+            "1",
+        ])
+        .args(extra)
+        .env("HOME", "/nonexistent");
+        cmd
+    };
+    let (code, out) = run(cmd("reference", &[])).await;
+    assert_eq!(code, 0, "{out}");
+    let reference = fingerprint(&dst, "reference");
+
+    let audit = dst.socket_dir().parent().unwrap().join("restart.jsonl");
+    let child = cmd("restarted", &["--audit-log", audit.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_events(&audit, "table.end", 3).await;
+    dst.restart();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let log = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        log.contains("\"event\":\"run.end\",\"status\":\"done\""),
+        "{log}"
+    );
+    assert_eq!(fingerprint(&dst, "restarted"), reference);
+}

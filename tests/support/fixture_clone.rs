@@ -1,0 +1,104 @@
+//! Clones of the MedicalHelpDesk fixture as a non-superuser over TLS + SCRAM, run as the
+//! `privaci` binary, and the oracle they are checked against: every table's rows by checksum
+//! plus `pg_dump --schema-only` of the whole database.
+
+use std::process::Command;
+
+use super::Cluster;
+
+pub const KEY: &str = "fault test masking key, 32 bytes";
+
+/// A cluster with the fixture in `mhd` (owned by `owner`) and empty databases owned by
+/// `cloner` for each name in `targets`.
+pub fn cluster(targets: &[&str]) -> Cluster {
+    let c = Cluster::builder()
+        .hba("hostssl all owner 127.0.0.1/32 scram-sha-256")
+        .hba("hostssl all cloner 127.0.0.1/32 scram-sha-256")
+        .start();
+    c.create_role("owner", Some("owner-secret"), false);
+    c.create_role("cloner", Some("cloner-secret"), false);
+    c.psql("postgres", "CREATE DATABASE mhd OWNER owner");
+    for db in targets {
+        c.psql("postgres", &format!("CREATE DATABASE {db} OWNER cloner"));
+    }
+    super::load_fixture(&c, "mhd", "owner", 3);
+    c
+}
+
+pub fn conninfo(c: &Cluster, port: u16, user: &str, db: &str) -> String {
+    format!(
+        "host=localhost hostaddr=127.0.0.1 port={port} user={user} password={user}-secret dbname={db} sslmode=verify-full sslrootcert={}",
+        c.certs().ca_file.display()
+    )
+}
+
+/// `privaci clone` of `mhd` into `db` with the fixture's masking config, quiet, two workers
+/// unless `extra` says otherwise.
+pub fn clone_cmd(
+    c: &Cluster,
+    source_port: u16,
+    target_port: u16,
+    db: &str,
+    extra: &[&str],
+) -> Command {
+    let jobs = if extra.contains(&"--jobs") {
+        None
+    } else {
+        Some("2")
+    };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_privaci"));
+    cmd.args([
+        "clone",
+        "--source",
+        &conninfo(c, source_port, "owner", "mhd"),
+        "--target",
+        &conninfo(c, target_port, "cloner", db),
+        "--config",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/masking/medicalhelpdesk.toml"
+        ),
+        "--quiet",
+    ])
+    .args(jobs.map(|j| vec!["--jobs", j]).unwrap_or_default())
+    .args(extra)
+    .env("PRIVACI_MASK_KEY", KEY)
+    .env("HOME", "/nonexistent");
+    cmd
+}
+
+/// Runs a command off the async runtime; its exit code and stdout + stderr.
+pub async fn run(mut cmd: Command) -> (i32, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = cmd.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// Every table's rows, as an order-independent checksum of whole rows, plus the schema.
+pub fn fingerprint(c: &Cluster, db: &str) -> Vec<String> {
+    let tables = c.psql(db, "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname IN ('public', 'clinical') ORDER BY 1");
+    let mut out: Vec<String> = tables
+        .lines()
+        .map(|t| format!("{t} {}", c.psql(db, &format!("SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM {t} x"))))
+        .collect();
+    out.push(c.pg_dump_schema(db));
+    out
+}
+
+/// How many events of a kind the audit log at `path` holds so far.
+pub fn audit_events(path: &std::path::Path, event: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .matches(&format!("\"event\":\"{event}\""))
+        .count()
+}
