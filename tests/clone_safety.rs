@@ -317,7 +317,7 @@ fn a_second_run_on_one_target_is_refused_and_names_the_first() {
     held_up_fixture(&c);
     existing_target(&c, "dst");
     let audit = c.socket_dir().parent().unwrap().join("first.jsonl");
-    let hold = hold_lock(&c, "dst", "big", "SHARE", 3);
+    let hold = hold_lock(&c, "dst", "big", "SHARE", 10);
     let first = spawn(clone_cmd(
         (&c, "owner"),
         (&c, "dst"),

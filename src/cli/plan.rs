@@ -131,11 +131,17 @@ fn human_bytes(n: i64) -> String {
     }
 }
 
-/// Copy units, largest first, as the clone schedules them.
+/// Copy units (tables and partitions; chunks are not shown), largest first, in the order the
+/// clone's own scheduler takes them.
 fn units(cat: &Catalog) -> Vec<&crate::catalog::Table> {
-    let mut units: Vec<_> = cat.data_tables().collect();
-    units.sort_by(|a, b| b.size_bytes.cmp(&a.size_bytes).then(a.name.cmp(&b.name)));
+    let mut units = crate::engine::units::plan(cat, 0);
+    crate::engine::units::sort_largest_first(&mut units);
+    let by_name: std::collections::HashMap<&crate::catalog::QualifiedName, &crate::catalog::Table> =
+        cat.tables.iter().map(|t| (&t.name, t)).collect();
     units
+        .iter()
+        .filter_map(|u| by_name.get(&u.table).copied())
+        .collect()
 }
 
 fn object_counts(cat: &Catalog) -> Vec<(String, usize)> {
