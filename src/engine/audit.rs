@@ -71,8 +71,12 @@ pub fn sanitize(e: &Error) -> String {
     let Some(db) = e.db_error() else {
         return e.to_string();
     };
+    // What privaci put in front of the server's message ("creating table public.t on the
+    // target: ") is its own text, naming objects: kept.
+    let server = Error::from(Box::new(db.clone())).to_string();
+    let context = e.message().strip_suffix(server.as_str()).unwrap_or("");
     let mut out = format!(
-        "{}: {} (SQLSTATE {})",
+        "{context}{}: {} (SQLSTATE {})",
         db.severity,
         strip_quoted(&db.message),
         db.code
@@ -90,6 +94,9 @@ pub fn sanitize(e: &Error) -> String {
     }
     if let Some(c) = &db.constraint {
         out += &format!(", constraint {c}");
+    }
+    if let Some(h) = &db.hint {
+        out += &format!("; hint: {}", strip_quoted(h));
     }
     out
 }

@@ -121,7 +121,7 @@ pub async fn headroom(conn: &mut Connection) -> Result<Headroom, Error> {
                     - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' OR backend_type IS NULL)::int,
                     CASE WHEN r.rolconnlimit >= 0 THEN r.rolconnlimit - (SELECT count(*) FROM pg_stat_activity a WHERE a.usesysid = r.oid)::int END,
                     CASE WHEN d.datconnlimit >= 0 THEN d.datconnlimit - (SELECT count(*) FROM pg_stat_activity a WHERE a.datid = d.oid)::int END,
-                    coalesce(host(inet_server_addr()), current_setting('unix_socket_directories')) || ':' || current_setting('port')
+                    coalesce(host(inet_server_addr()), 'local') || ':' || current_setting('port')
              FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = current_database()",
         )
         .await?;
