@@ -7,7 +7,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::fault::{Cut, FaultProxy};
-use support::fixture_clone::{self, audit_events, clone_cmd, fingerprint, run};
+use support::fixture_clone::{
+    self, audit_events, clone_cmd, fingerprint, finish_async, run, spawn,
+};
 use support::Cluster;
 
 async fn wait_for_events(path: &std::path::Path, event: &str, n: usize) {
@@ -43,76 +45,56 @@ async fn sigterm_stops_cleanly_a_second_signal_at_once_and_resume_finishes() {
     assert_eq!(code, 0, "{out}");
     let reference = fingerprint(&c, "reference");
 
-    let audit = c.socket_dir().parent().unwrap().join("term.jsonl");
-    let child = clone_cmd(
-        &c,
-        c.port(),
-        c.port(),
-        "faulted",
-        &["--jobs", "1", "--audit-log", audit.to_str().unwrap()],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    wait_for_events(&audit, "table.end", 3).await;
-    signal(child.id(), "-TERM");
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("terminated (SIGTERM)")
-            && text.contains("--resume")
-            && text.contains("total:"),
-        "the report is printed: {text}"
-    );
-    assert!(std::fs::read_to_string(&audit)
-        .unwrap()
-        .contains("\"event\":\"run.end\",\"status\":\"interrupted\""));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        c.psql(
-            "postgres",
-            "SELECT count(*) FROM pg_stat_activity WHERE usename IN ('owner', 'cloner')"
-        ),
-        "0",
-        "no session of the run is left"
-    );
-    let (code, out) = run(clone_cmd(&c, c.port(), c.port(), "faulted", &["--resume"])).await;
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(fingerprint(&c, "faulted"), reference);
-
-    // Two signals: the second exits at once; nothing committed is lost, resume finishes.
-    c.psql("postgres", "DROP DATABASE faulted");
-    c.psql("postgres", "CREATE DATABASE faulted OWNER cloner");
-    let audit = c.socket_dir().parent().unwrap().join("term2.jsonl");
-    let child = clone_cmd(
-        &c,
-        c.port(),
-        c.port(),
-        "faulted",
-        &["--jobs", "1", "--audit-log", audit.to_str().unwrap()],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    wait_for_events(&audit, "table.end", 2).await;
-    signal(child.id(), "-TERM");
-    signal(child.id(), "-INT");
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let (code, out) = run(clone_cmd(&c, c.port(), c.port(), "faulted", &["--resume"])).await;
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(fingerprint(&c, "faulted"), reference);
+    // One signal: a clean stop with the report; then two (the second exits at once). Either
+    // way, what committed is kept and --resume finishes exactly.
+    for (round, signals) in [&["-TERM"][..], &["-TERM", "-INT"][..]]
+        .into_iter()
+        .enumerate()
+    {
+        c.psql("postgres", "DROP DATABASE faulted");
+        c.psql("postgres", "CREATE DATABASE faulted OWNER cloner");
+        let audit = c
+            .socket_dir()
+            .parent()
+            .unwrap()
+            .join(format!("term{round}.jsonl"));
+        let child = spawn(clone_cmd(
+            &c,
+            c.port(),
+            c.port(),
+            "faulted",
+            &["--jobs", "1", "--audit-log", audit.to_str().unwrap()],
+        ));
+        wait_for_events(&audit, "table.end", 3).await;
+        for s in signals {
+            signal(child.id(), s);
+        }
+        let (code, text) = finish_async(child).await;
+        assert_eq!(code, 1, "{text}");
+        if signals.len() == 1 {
+            assert!(
+                text.contains("terminated (SIGTERM)")
+                    && text.contains("--resume")
+                    && text.contains("total:"),
+                "the report is printed: {text}"
+            );
+            assert!(std::fs::read_to_string(&audit)
+                .unwrap()
+                .contains("\"event\":\"run.end\",\"status\":\"interrupted\""));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert_eq!(
+                c.psql(
+                    "postgres",
+                    "SELECT count(*) FROM pg_stat_activity WHERE usename IN ('owner', 'cloner')"
+                ),
+                "0",
+                "no session of the run is left"
+            );
+        }
+        let (code, out) = run(clone_cmd(&c, c.port(), c.port(), "faulted", &["--resume"])).await;
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(fingerprint(&c, "faulted"), reference);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,13 +161,7 @@ async fn resume_redoes_tables_lost_on_the_target_and_starts_when_nothing_committ
 }
 
 fn plain_cluster() -> Cluster {
-    let c = Cluster::builder()
-        .hba("hostssl all owner 127.0.0.1/32 scram-sha-256")
-        .hba("hostssl all cloner 127.0.0.1/32 scram-sha-256")
-        .start();
-    c.create_role("owner", Some("owner-secret"), false);
-    c.create_role("cloner", Some("cloner-secret"), false);
-    c
+    fixture_clone::cluster_with_roles(&["owner", "cloner"], &[])
 }
 
 fn docs_clone(c: &Cluster, source_port: u16, extra: &[&str]) -> Command {
@@ -283,22 +259,11 @@ async fn a_target_restart_mid_run_is_survived() {
     let reference = fingerprint(&dst, "reference");
 
     let audit = dst.socket_dir().parent().unwrap().join("restart.jsonl");
-    let child = cmd("restarted", &["--audit-log", audit.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn(cmd("restarted", &["--audit-log", audit.to_str().unwrap()]));
     wait_for_events(&audit, "table.end", 3).await;
     dst.restart();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = finish_async(child).await;
+    assert_eq!(code, 0, "{text}");
     let log = std::fs::read_to_string(&audit).unwrap();
     assert!(
         log.contains("\"event\":\"run.end\",\"status\":\"done\""),

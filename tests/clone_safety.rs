@@ -8,22 +8,13 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::fixture_clone::{self, audit_events, finish, output, spawn};
 use support::Cluster;
 
-const KEY: &str = "safety test masking key, 32 bytes";
+const KEY: &str = fixture_clone::KEY;
 
 fn cluster_with(settings: &[&str]) -> Cluster {
-    let mut b = Cluster::builder()
-        .hba("hostssl all owner 127.0.0.1/32 scram-sha-256")
-        .hba("hostssl all cloner 127.0.0.1/32 scram-sha-256")
-        .hba("hostssl all reader 127.0.0.1/32 scram-sha-256");
-    for s in settings {
-        b = b.setting(s);
-    }
-    let c = b.start();
-    for role in ["owner", "cloner", "reader"] {
-        c.create_role(role, Some(&format!("{role}-secret")), false);
-    }
+    let c = fixture_clone::cluster_with_roles(&["owner", "cloner", "reader"], settings);
     c.psql("postgres", "CREATE DATABASE src OWNER owner");
     c
 }
@@ -37,11 +28,7 @@ fn target_db(c: &Cluster, db: &str) {
 }
 
 fn conninfo(c: &Cluster, user: &str, db: &str) -> String {
-    format!(
-        "host=localhost hostaddr=127.0.0.1 port={} user={user} password={user}-secret dbname={db} sslmode=verify-full sslrootcert={}",
-        c.port(),
-        c.certs().ca_file.display()
-    )
+    fixture_clone::conninfo(c, c.port(), user, db)
 }
 
 fn clone_cmd(source: (&Cluster, &str), target: (&Cluster, &str), extra: &[&str]) -> Command {
@@ -60,37 +47,6 @@ fn clone_cmd(source: (&Cluster, &str), target: (&Cluster, &str), extra: &[&str])
     cmd
 }
 
-fn output(mut cmd: Command) -> (i32, String) {
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-fn finish(child: Child) -> (i32, String) {
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-fn spawn(mut cmd: Command) -> Child {
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 /// Waits until `f` holds (polling), or panics with `what`.
 fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -98,13 +54,6 @@ fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-fn audit_count(path: &std::path::Path, event: &str) -> usize {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .matches(&format!("\"event\":\"{event}\""))
-        .count()
 }
 
 /// A table's rows as count and an order-independent checksum.
@@ -195,7 +144,7 @@ fn ddl_on_the_source_waits_for_the_run_and_a_lock_it_cannot_get_is_named() {
         ],
     ));
     wait_for("the first unit to start", 30, || {
-        audit_count(&audit, "table.start") >= 1
+        audit_events(&audit, "table.start") >= 1
     });
     // TRUNCATE and a rewriting ALTER TABLE of tables not yet copied, committed mid-run.
     let truncate = c
@@ -332,7 +281,7 @@ fn a_second_run_on_one_target_is_refused_and_names_the_first() {
         ],
     ));
     wait_for("the first run to start copying", 30, || {
-        audit_count(&audit, "table.start") >= 1
+        audit_events(&audit, "table.start") >= 1
     });
     for extra in [
         &["--schema", "existing"][..],
@@ -387,7 +336,7 @@ fn a_split_table_resumes_on_its_recorded_chunks_after_the_source_changed() {
     .spawn()
     .unwrap();
     wait_for("some chunks to commit", 60, || {
-        audit_count(&audit, "table.end") >= 3
+        audit_events(&audit, "table.end") >= 3
     });
     child.kill().unwrap();
     child.wait().unwrap();
@@ -444,7 +393,7 @@ fn a_split_table_resumes_on_its_recorded_chunks_after_the_source_changed() {
     .spawn()
     .unwrap();
     wait_for("some chunks to commit", 60, || {
-        audit_count(&audit2, "table.end") >= 2
+        audit_events(&audit2, "table.end") >= 2
     });
     child.kill().unwrap();
     child.wait().unwrap();

@@ -135,6 +135,11 @@ impl Connection {
         self.cancel.clone()
     }
 
+    /// The server process serving this session (from BackendKeyData; 0 if none was sent).
+    pub fn backend_pid(&self) -> i32 {
+        self.cancel.process_id
+    }
+
     /// `I` idle, `T` inside a transaction block, `E` inside a failed transaction block.
     pub fn transaction_status(&self) -> u8 {
         self.status

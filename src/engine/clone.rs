@@ -300,6 +300,9 @@ async fn prepare(opts: &CloneOptions, stop: &StopHandle) -> Result<Prepared, Clo
         ));
     }
     if !refusals.is_empty() {
+        if opts.resume && !has_state {
+            refusals.push("--resume found no earlier run on the target (no schema _privaci): there is nothing to resume, and a new run needs a target without the tables".into());
+        }
         return Err(CloneError::Preflight(refusals));
     }
     if stop.is_stopped() {
@@ -356,7 +359,13 @@ async fn execute(
             who: &who,
         };
         target
-            .run("recording the run", async |c| state::create(c, &new).await)
+            .run("recording the run", async |c| {
+                // A retry after a cut that came after the COMMIT finds the state there.
+                if state::exists(c).await? {
+                    return Ok(());
+                }
+                state::create(c, &new).await
+            })
             .await?;
     } else {
         for t in table_names.iter().filter(|t| !prior.tables.contains(*t)) {
@@ -382,6 +391,9 @@ async fn execute(
         log(quiet, "creating the schema on the target (pre-data)");
         target
             .run("creating the schema", async |c| {
+                if state::step_done(c, "pre-data").await? {
+                    return Ok(());
+                }
                 c.execute("BEGIN").await?;
                 let res = async {
                     schema::apply(c, &pre).await?;

@@ -332,6 +332,17 @@ pub fn step_done_sql(step: &str) -> String {
     )
 }
 
+/// Whether a step is recorded as done (read from the target, not from memory).
+pub async fn step_done(target: &mut Connection, step: &str) -> Result<bool, Error> {
+    let rows = target
+        .query_text(&format!(
+            "SELECT count(*) FROM {SCHEMA}.steps_done WHERE step = {}",
+            literal(step)
+        ))
+        .await?;
+    Ok(first(&rows, 0).as_deref() == Some("1"))
+}
+
 /// Removes the state once a run has finished completely.
 pub async fn drop(target: &mut Connection) -> Result<(), Error> {
     target

@@ -2,21 +2,33 @@
 //! `privaci` binary, and the oracle they are checked against: every table's rows by checksum
 //! plus `pg_dump --schema-only` of the whole database.
 
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 use super::Cluster;
 
 pub const KEY: &str = "fault test masking key, 32 bytes";
 
+/// A cluster (with extra `settings`) where each of `roles` logs in over TLS with SCRAM, as a
+/// non-superuser whose password is `<role>-secret`.
+pub fn cluster_with_roles(roles: &[&str], settings: &[&str]) -> Cluster {
+    let mut b = Cluster::builder();
+    for role in roles {
+        b = b.hba(&format!("hostssl all {role} 127.0.0.1/32 scram-sha-256"));
+    }
+    for s in settings {
+        b = b.setting(s);
+    }
+    let c = b.start();
+    for role in roles {
+        c.create_role(role, Some(&format!("{role}-secret")), false);
+    }
+    c
+}
+
 /// A cluster with the fixture in `mhd` (owned by `owner`) and empty databases owned by
 /// `cloner` for each name in `targets`.
 pub fn cluster(targets: &[&str]) -> Cluster {
-    let c = Cluster::builder()
-        .hba("hostssl all owner 127.0.0.1/32 scram-sha-256")
-        .hba("hostssl all cloner 127.0.0.1/32 scram-sha-256")
-        .start();
-    c.create_role("owner", Some("owner-secret"), false);
-    c.create_role("cloner", Some("cloner-secret"), false);
+    let c = cluster_with_roles(&["owner", "cloner"], &[]);
     c.psql("postgres", "CREATE DATABASE mhd OWNER owner");
     for db in targets {
         c.psql("postgres", &format!("CREATE DATABASE {db} OWNER cloner"));
@@ -67,21 +79,48 @@ pub fn clone_cmd(
     cmd
 }
 
-/// Runs a command off the async runtime; its exit code and stdout + stderr.
-pub async fn run(mut cmd: Command) -> (i32, String) {
-    tokio::task::spawn_blocking(move || {
-        let out = cmd.output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    })
-    .await
-    .unwrap()
+/// A finished process's exit code and stdout + stderr.
+pub fn code_and_text(out: std::process::Output) -> (i32, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Runs a command; its exit code and stdout + stderr.
+pub fn output(mut cmd: Command) -> (i32, String) {
+    code_and_text(cmd.output().unwrap())
+}
+
+/// Starts a command with its output captured, for `finish` (or a signal) later.
+pub fn spawn(mut cmd: Command) -> Child {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a spawned command; its exit code and stdout + stderr.
+pub fn finish(child: Child) -> (i32, String) {
+    code_and_text(child.wait_with_output().unwrap())
+}
+
+/// `output`, off the async runtime.
+pub async fn run(cmd: Command) -> (i32, String) {
+    tokio::task::spawn_blocking(move || output(cmd))
+        .await
+        .unwrap()
+}
+
+/// `finish`, off the async runtime.
+pub async fn finish_async(child: Child) -> (i32, String) {
+    tokio::task::spawn_blocking(move || finish(child))
+        .await
+        .unwrap()
 }
 
 /// Every table's rows, as an order-independent checksum of whole rows, plus the schema.
