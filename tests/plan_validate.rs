@@ -324,6 +324,25 @@ fn preflight_refusals_exit_2_with_what_to_do() {
         None,
     );
     assert_eq!(code, 0, "excluded tables are not checked");
+    // Names fold as SQL reads them: a bare name is lower-cased and means public.
+    let (code, out, _) = privaci(
+        &["plan", "--source", &src, "--exclude-table", "PAYROLL"],
+        None,
+    );
+    assert_eq!(code, 0, "{out}");
+    // A name that matches nothing is an error (exit 3): the table meant to be left out
+    // would otherwise be copied.
+    for bad in [
+        &["--exclude-table", "public.payrol"][..],
+        &["--exclude-table", "\"PAYROLL\""][..],
+        &["--exclude-table", "a.b.c"][..],
+        &["--include-schema", "nosuch"][..],
+        &["--exclude-schema", "Nosuch"][..],
+    ] {
+        let (code, _, err) = privaci(&[&["plan", "--source", &src][..], bad].concat(), None);
+        assert_eq!(code, 3, "{bad:?}: {err}");
+        assert!(err.contains(bad[0]), "{err}");
+    }
 
     // Multi-level partitioning.
     c.psql("postgres", "CREATE DATABASE nested OWNER owner");

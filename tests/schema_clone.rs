@@ -165,7 +165,7 @@ async fn catalog_reads_the_fixture() {
     let no_events = catalog::load(
         &mut src,
         &Filter {
-            exclude_tables: vec!["public.audit_log".into()],
+            exclude_tables: vec![("public".into(), "audit_log".into())],
             ..Filter::default()
         },
     )

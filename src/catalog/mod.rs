@@ -11,7 +11,7 @@ pub use queries::quote_literal;
 use crate::conn::Connection;
 use crate::error::{Error, ErrorKind};
 
-pub use queries::{load, lockable_tables, type_oids, TypeOid};
+pub use queries::{filter_misses, load, lockable_tables, type_oids, TypeOid};
 
 /// A schema-qualified name, raw (for comparisons and messages) and quoted (for SQL).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -278,14 +278,15 @@ impl Catalog {
     }
 }
 
-/// Which schemas and tables to take.
+/// Which schemas and tables to take. Names are as the catalog stores them (the command line
+/// folds them with SQL's rules before they get here).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
     /// Only these schemas (empty: all but the system's).
     pub include_schemas: Vec<String>,
     pub exclude_schemas: Vec<String>,
-    /// `schema.table` names to leave out.
-    pub exclude_tables: Vec<String>,
+    /// (schema, table) to leave out.
+    pub exclude_tables: Vec<(String, String)>,
 }
 
 impl Filter {
@@ -299,7 +300,7 @@ impl Filter {
             && !self
                 .exclude_tables
                 .iter()
-                .any(|t| t == &format!("{schema}.{table}"))
+                .any(|(s, t)| s == schema && t == table)
     }
 }
 

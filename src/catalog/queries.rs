@@ -308,6 +308,65 @@ pub async fn lockable_tables(
     Ok(out)
 }
 
+/// The filter's names that match nothing on the server, each as a sentence. A misspelled
+/// `--exclude-table` would otherwise copy the table the user meant to leave out.
+pub async fn filter_misses(conn: &mut Connection, filter: &Filter) -> Result<Vec<String>, Error> {
+    if *filter == Filter::default() {
+        return Ok(Vec::new());
+    }
+    let schemas: std::collections::HashSet<String> =
+        rows(conn, "schemas", "SELECT nspname FROM pg_namespace")
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
+    let mut misses = Vec::new();
+    for (flag, names) in [
+        ("--include-schema", &filter.include_schemas),
+        ("--exclude-schema", &filter.exclude_schemas),
+    ] {
+        for n in names.iter().filter(|n| !schemas.contains(*n)) {
+            misses.push(format!(
+                "{flag} {} matches no schema on the source",
+                quote_for_message(n)
+            ));
+        }
+    }
+    if !filter.exclude_tables.is_empty() {
+        let relations: std::collections::HashSet<(String, String)> = rows(conn, "relations",
+            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')")
+            .await?
+            .into_iter()
+            .filter_map(|r| Some((r.first()?.clone()?, r.get(1)?.clone()?)))
+            .collect();
+        for (schema, table) in filter
+            .exclude_tables
+            .iter()
+            .filter(|t| !relations.contains(*t))
+        {
+            misses.push(format!(
+                "--exclude-table {}.{} matches no table on the source (names are folded to lower case unless double-quoted: '\"Name\"'; without a schema, public)",
+                quote_for_message(schema),
+                quote_for_message(table)
+            ));
+        }
+    }
+    Ok(misses)
+}
+
+/// A name as SQL would need it written: bare when it reads back the same, quoted otherwise.
+fn quote_for_message(s: &str) -> String {
+    let bare = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit());
+    if bare {
+        s.to_string()
+    } else {
+        super::quote_ident(s)
+    }
+}
+
 /// A user-defined type's OID and kind, to map OIDs embedded in binary values (arrays and
 /// records of user types) from the source's to the target's.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -66,6 +66,15 @@ pub async fn run(args: CloneArgs) -> i32 {
         },
         None => Arc::new(Audit::disabled()),
     };
+    let filter = match args.filter.filter() {
+        Ok(f) => f,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("privaci: {e}");
+            }
+            return exit::INVALID_CONFIG;
+        }
+    };
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -85,7 +94,7 @@ pub async fn run(args: CloneArgs) -> i32 {
         } else {
             SchemaMode::Create
         },
-        filter: args.filter.filter(),
+        filter,
         quiet: args.quiet,
         keep_state: args.keep_state,
         split_bytes: args.split_tables_larger_than,

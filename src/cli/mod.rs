@@ -166,11 +166,41 @@ pub struct FilterArgs {
 }
 
 impl FilterArgs {
-    pub fn filter(&self) -> crate::catalog::Filter {
-        crate::catalog::Filter {
-            include_schemas: self.include_schemas.clone(),
-            exclude_schemas: self.exclude_schemas.clone(),
-            exclude_tables: self.exclude_tables.clone(),
+    /// The filter with names folded as SQL reads them (bare names lower-cased, `"Quoted"`
+    /// kept, `table` alone meaning `public.table`), as the masking config folds them; the
+    /// errors name each flag that cannot be read.
+    pub fn filter(&self) -> Result<crate::catalog::Filter, Vec<String>> {
+        use crate::config::{parse_identifier, parse_qualified};
+        let mut errors = Vec::new();
+        let mut schemas = |flag: &str, names: &[String]| -> Vec<String> {
+            names
+                .iter()
+                .filter_map(|n| {
+                    parse_identifier(n)
+                        .map_err(|e| errors.push(format!("{flag}: {e}")))
+                        .ok()
+                })
+                .collect()
+        };
+        let include_schemas = schemas("--include-schema", &self.include_schemas);
+        let exclude_schemas = schemas("--exclude-schema", &self.exclude_schemas);
+        let exclude_tables = self
+            .exclude_tables
+            .iter()
+            .filter_map(|n| {
+                parse_qualified(n)
+                    .map_err(|e| errors.push(format!("--exclude-table: {e}")))
+                    .ok()
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(crate::catalog::Filter {
+                include_schemas,
+                exclude_schemas,
+                exclude_tables,
+            })
+        } else {
+            Err(errors)
         }
     }
 }

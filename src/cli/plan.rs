@@ -31,13 +31,28 @@ pub async fn run(args: PlanArgs) -> i32 {
             return exit::INVALID_CONFIG;
         }
     };
-    let cat = match super::validate::load_catalog(&args.source, &args.filter.filter()).await {
+    let filter = match args.filter.filter() {
+        Ok(f) => f,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("privaci: {e}");
+            }
+            return exit::INVALID_CONFIG;
+        }
+    };
+    let (cat, misses) = match super::validate::load_catalog(&args.source, &filter).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("privaci: {e}");
             return exit::FAILED;
         }
     };
+    if !misses.is_empty() {
+        for m in misses {
+            eprintln!("privaci: {m}");
+        }
+        return exit::INVALID_CONFIG;
+    }
     let resolved = match resolve(&config, &file, &cat, key.as_ref()) {
         Ok(r) => r,
         Err(errors) => {

@@ -42,7 +42,7 @@ pub async fn run(path: &Path, source: Option<&str>) -> i32 {
         return exit::SUCCESS;
     };
     let cat = match load_catalog(source, &Filter::default()).await {
-        Ok(c) => c,
+        Ok((c, _)) => c,
         Err(e) => {
             eprintln!("privaci: {e}");
             return exit::FAILED;
@@ -83,15 +83,17 @@ fn unlisted(config: &MaskingConfig) -> &'static str {
     }
 }
 
+/// The catalog as `filter` takes it, and the filter's names that match nothing.
 pub(super) async fn load_catalog(
     conninfo: &str,
     filter: &Filter,
-) -> Result<catalog::Catalog, crate::Error> {
+) -> Result<(catalog::Catalog, Vec<String>), crate::Error> {
     let cfg = Config::parse(conninfo).map_err(|e| crate::Error::from(e).context("source"))?;
     let mut conn = crate::conn::connect(&cfg)
         .await
         .map_err(|e| e.context("source"))?;
     let cat = catalog::load(&mut conn, filter).await?;
+    let misses = catalog::filter_misses(&mut conn, filter).await?;
     let _ = conn.close().await;
-    Ok(cat)
+    Ok((cat, misses))
 }

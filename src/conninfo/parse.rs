@@ -268,13 +268,28 @@ fn redact_uri(s: &str) -> String {
     };
     let rest = &s[prefix_len..];
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    let uri = match rest[..authority_end].rfind('@') {
         Some(at) => match rest[..at].find(':') {
             Some(c) => format!("{}{}:***{}", &s[..prefix_len], &rest[..c], &rest[at..]),
             None => s.to_string(),
         },
         None => s.to_string(),
-    }
+    };
+    // A password may also come as a query parameter (`?password=...`), its name possibly
+    // percent-encoded: every parameter whose decoded name is `password` loses its value.
+    let Some(q) = uri.find('?') else {
+        return uri;
+    };
+    let params: Vec<String> = uri[q + 1..]
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if percent_decode(k, 0).is_ok_and(|k| k == "password") => {
+                format!("{k}=***")
+            }
+            _ => p.to_string(),
+        })
+        .collect();
+    format!("{}?{}", &uri[..q], params.join("&"))
 }
 
 #[cfg(test)]
@@ -394,6 +409,16 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("secret") && e.contains("u:***@h"), "{e}");
+        for uri in [
+            "postgresql://h/db?password=QPSECRET1&sslmode",
+            "postgresql://h/db?sslmode&password=QPSECRET1",
+            "postgresql://h/db?pass%77ord=QPSECRET1&x",
+            "postgresql://u:QPSECRET2@h/db?password=QPSECRET1&sslmode=%zz",
+        ] {
+            let e = parse_uri(uri).unwrap_err().to_string();
+            assert!(!e.contains("QPSECRET"), "{e}");
+            assert!(e.contains("=***"), "{e}");
+        }
         let e = parse_uri("postgresql://h/d%zzb").unwrap_err().to_string();
         assert!(
             e.contains("invalid percent-encoded token at position 17"),

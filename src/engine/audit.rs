@@ -10,40 +10,66 @@ use crate::error::Error;
 
 pub struct Audit {
     out: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
+    /// The first write that failed: the run must not end as a success without its record.
+    failure: Mutex<Option<String>>,
 }
 
 impl Audit {
     pub fn disabled() -> Audit {
-        Audit { out: None }
+        Audit {
+            out: None,
+            failure: Mutex::new(None),
+        }
     }
 
+    /// Opens (appends to) the log, created readable by its owner only: it names the tables
+    /// and columns of a production database. An existing regular file is made so too.
     pub fn to_file(path: &std::path::Path) -> Result<Audit, Error> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let cannot = |e: std::io::Error| {
+            Error::new(
+                crate::ErrorKind::Config,
+                format!("cannot open the audit log {}: {e}", path.display()),
+            )
+        };
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)
-            .map_err(|e| {
-                Error::new(
-                    crate::ErrorKind::Config,
-                    format!("cannot open the audit log {}: {e}", path.display()),
-                )
-            })?;
+            .map_err(cannot)?;
+        let meta = file.metadata().map_err(cannot)?;
+        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(cannot)?;
+        }
         Ok(Audit {
             out: Some(Mutex::new(std::io::BufWriter::new(file))),
+            failure: Mutex::new(None),
         })
     }
 
-    /// Appends one event; `fields` must hold no column value.
+    /// Appends one event; `fields` must hold no column value. A failed write is kept for
+    /// `failure()`.
     pub fn event(&self, event: &str, fields: Value) {
         let Some(out) = &self.out else { return };
         let mut line = json!({ "ts": timestamp(), "event": event });
         if let (Some(obj), Value::Object(extra)) = (line.as_object_mut(), fields) {
             obj.extend(extra);
         }
-        if let Ok(mut w) = out.lock() {
-            let _ = writeln!(w, "{line}");
-            let _ = w.flush();
+        let mut w = out.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = writeln!(w, "{line}").and_then(|_| w.flush()) {
+            let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+            failure.get_or_insert_with(|| format!("writing the audit log failed: {e}"));
         }
+    }
+
+    /// The first write that failed, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

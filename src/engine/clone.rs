@@ -180,7 +180,7 @@ pub async fn run(
             table: None,
             what: "run".into(),
             message: sanitize(&e),
-            primary_key: None,
+            row: None,
         };
         audit.event("run.failed", json!({ "error": f.message }));
         report.failed.push(f);
@@ -193,6 +193,15 @@ pub async fn run(
         "run.end",
         json!({ "status": if complete { "done" } else if report.interrupted { "interrupted" } else { "failed" }, "seconds": report.seconds, "failed": report.failed.len() }),
     );
+    // The record of a run is part of the run: without it, the run did not succeed.
+    if let Some(message) = audit.failure() {
+        report.failed.push(Failure {
+            table: None,
+            what: "audit log".into(),
+            message: format!("{message}; the run's record is incomplete"),
+            row: None,
+        });
+    }
     Ok(report)
 }
 
@@ -208,6 +217,22 @@ async fn prepare(opts: &CloneOptions, stop: &StopHandle) -> Result<Prepared, Clo
         .await
         .map_err(|e| CloneError::Failed(format!("source: {}", sanitize(&e))))?;
     let cat = snap.catalog;
+    // A filter name that matches nothing is a mistake that would copy what it meant to leave
+    // out: refused like a config error, before anything is written.
+    let misses = catalog::filter_misses(&mut coordinator, &opts.filter).await?;
+    if !misses.is_empty() {
+        return Err(CloneError::Config(
+            misses
+                .into_iter()
+                .map(|message| ConfigError {
+                    file: "command line".into(),
+                    line: None,
+                    place: None,
+                    message,
+                })
+                .collect(),
+        ));
+    }
 
     // Config against the catalog (exit 3), then pre-flight (exit 2).
     let resolved = resolve(&opts.config, &opts.config_file, &cat, opts.key.as_ref())
@@ -685,7 +710,7 @@ async fn copy_deferred(
             .await;
         let failure = match res {
             Ok(None) => continue,
-            Ok(Some(f)) => (f.error, f.primary_key),
+            Ok(Some(f)) => (f.error, f.row),
             Err(e) => (e, None),
         };
         shared.fail(Some(&unit.table), &unit.key(), &failure.0, failure.1);

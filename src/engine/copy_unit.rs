@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::audit::copy_error_line;
-use super::shared::Shared;
+use super::shared::{RejectedRow, Shared};
 use super::state;
 use super::units::Unit;
 use crate::catalog::{self, Table};
@@ -21,10 +21,10 @@ pub struct Copied {
     pub masked: Vec<String>,
 }
 
-/// A failed copy: the error and, for a row the target rejected, that row's primary key.
+/// A failed copy: the error and, for a row the target rejected, which row.
 pub struct CopyFailure {
     pub error: Error,
-    pub primary_key: Option<String>,
+    pub row: Option<RejectedRow>,
     /// A worker could not lock the table without waiting: a session queued for a conflicting
     /// lock (TRUNCATE, ALTER TABLE...) behind the run's own. The coordinator, which holds the
     /// table's lock, copies the unit instead.
@@ -35,7 +35,7 @@ impl From<Error> for CopyFailure {
     fn from(error: Error) -> Self {
         CopyFailure {
             error,
-            primary_key: None,
+            row: None,
             deferred: false,
         }
     }
@@ -194,9 +194,28 @@ pub async fn copy_unit(
             if session == SourceSession::Coordinator {
                 let _ = source.execute("ROLLBACK TO SAVEPOINT privaci_unit").await;
             }
-            // Name the rejected row by its primary key, read in the same snapshot.
-            let primary_key = match (copy_error_line(&e), table.primary_key()) {
-                (Some(line), Some(pk)) if !e.is_retryable() => {
+            // Name the rejected row by its primary key, read in the same snapshot, unless a
+            // key column is masked: then (as for a table without a key) by its position, so
+            // that no source value of a masked column is ever shown.
+            let key_masked = table.primary_key().is_some_and(|pk| {
+                pk.columns.iter().any(|c| {
+                    resolved
+                        .columns
+                        .iter()
+                        .any(|r| &r.name == c && r.strategy != crate::mask::StrategySpec::Keep)
+                })
+            });
+            let line = copy_error_line(&e).filter(|_| !e.is_retryable());
+            let row = match (line, table.primary_key()) {
+                (Some(line), None) => Some(RejectedRow::Position {
+                    line,
+                    key_masked: false,
+                }),
+                (Some(line), Some(_)) if key_masked => Some(RejectedRow::Position {
+                    line,
+                    key_masked: true,
+                }),
+                (Some(line), Some(pk)) => {
                     let cols: Vec<String> = pk.columns.iter().map(|c| quoted(c)).collect();
                     let sql = format!(
                         "SELECT {} FROM ONLY {}{} OFFSET {} LIMIT 1",
@@ -221,6 +240,11 @@ pub async fn copy_unit(
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         })
+                        .map(RejectedRow::Key)
+                        .or(Some(RejectedRow::Position {
+                            line,
+                            key_masked: false,
+                        }))
                 }
                 _ => None,
             };
@@ -230,7 +254,7 @@ pub async fn copy_unit(
             }
             Err(CopyFailure {
                 error: e,
-                primary_key,
+                row,
                 deferred,
             })
         }

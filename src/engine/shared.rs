@@ -39,15 +39,46 @@ pub struct Failure {
     pub what: String,
     /// The server's message with values removed.
     pub message: String,
-    /// For a row the target rejected: its key columns and values (never masked sources).
-    pub primary_key: Option<String>,
+    /// The row the target rejected, if the failure is one.
+    pub row: Option<RejectedRow>,
+}
+
+/// How a rejected row is named: by its primary key read from the source when no key column
+/// is masked; otherwise by its position in the unit's COPY stream, so that no source value of
+/// a masked column is ever shown.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RejectedRow {
+    Key(String),
+    /// Its line in the unit's COPY stream, and whether a key column is masked (otherwise the
+    /// table has no primary key).
+    Position {
+        line: u64,
+        key_masked: bool,
+    },
+}
+
+impl std::fmt::Display for RejectedRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RejectedRow::Key(k) => write!(f, "row with primary key {k}"),
+            RejectedRow::Position { line, key_masked } => write!(
+                f,
+                "row {line} of the unit's COPY stream{}",
+                if *key_masked {
+                    ", not named by its primary key because that key is masked"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:", self.what)?;
-        if let Some(k) = &self.primary_key {
-            write!(f, " (row with primary key {k})")?;
+        if let Some(r) = &self.row {
+            write!(f, " ({r})")?;
         }
         write!(f, " {}", self.message)
     }
@@ -127,17 +158,25 @@ impl Shared {
         table: Option<&QualifiedName>,
         what: &str,
         e: &Error,
-        primary_key: Option<String>,
+        row: Option<RejectedRow>,
     ) {
         let failure = Failure {
             table: table.cloned(),
             what: what.to_string(),
             message: sanitize(e),
-            primary_key,
+            row,
         };
         self.audit.event(
             "table.failed",
-            json!({ "table": what, "error": failure.message, "primary_key": failure.primary_key }),
+            match &failure.row {
+                Some(RejectedRow::Key(k)) => {
+                    json!({ "table": what, "error": failure.message, "primary_key": k })
+                }
+                Some(RejectedRow::Position { line, .. }) => {
+                    json!({ "table": what, "error": failure.message, "row": line })
+                }
+                None => json!({ "table": what, "error": failure.message }),
+            },
         );
         self.progress.line(&format!("FAILED {failure}"));
         lock(&self.failed).push(failure);

@@ -200,7 +200,7 @@ async fn copy_with_retries(
             }
             Err(CopyFailure {
                 error,
-                primary_key,
+                row,
                 deferred,
             }) => {
                 if shared.is_cancelled() {
@@ -220,7 +220,7 @@ async fn copy_with_retries(
                     conns = None;
                     continue;
                 }
-                shared.fail(Some(&unit.table), &name, &error, primary_key);
+                shared.fail(Some(&unit.table), &name, &error, row);
                 // Not loaded, but no longer in flight either (units waiting on it may go).
                 if let Some(left) = lock(&shared.pending).get_mut(&unit.table) {
                     *left = left.saturating_sub(1);
