@@ -143,3 +143,37 @@ fn a_failing_audit_log_fails_the_run_and_uri_passwords_stay_hidden() {
     assert!(out.contains("invalid URI"), "{out}");
     assert!(!out.contains("QPSECRET"), "a password leaked: {out}");
 }
+
+#[test]
+fn plan_runs_without_the_key_and_clone_refuses_without_it() {
+    let (c, config) = setup();
+    let mut plan = Command::new(env!("CARGO_BIN_EXE_privaci"));
+    plan.args([
+        "plan",
+        "--source",
+        &fixture_clone::conninfo(&c, c.port(), "owner", "src"),
+        "--config",
+        config.to_str().unwrap(),
+    ])
+    .env_remove("PRIVACI_MASK_KEY")
+    .env("HOME", "/nonexistent");
+    let (code, out) = output(plan);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("will need PRIVACI_MASK_KEY") && out.contains("public.people"),
+        "{out}"
+    );
+
+    let mut cmd = clone(&c, "empty", &["--config", config.to_str().unwrap()]);
+    cmd.env_remove("PRIVACI_MASK_KEY");
+    let (code, out) = output(cmd);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("PRIVACI_MASK_KEY is not set"), "{out}");
+    assert_eq!(
+        c.psql(
+            "empty",
+            "SELECT count(*) FROM pg_class WHERE relname = 'people'"
+        ),
+        "0"
+    );
+}

@@ -53,6 +53,12 @@ pub async fn run(args: PlanArgs) -> i32 {
         }
         return exit::INVALID_CONFIG;
     }
+    if key.is_none() && config.needs_key() {
+        eprintln!(
+            "privaci: warning: {file}: {}",
+            crate::config::resolve::missing_key_message(false)
+        );
+    }
     let resolved = match resolve(&config, &file, &cat, key.as_ref()) {
         Ok(r) => r,
         Err(errors) => {

@@ -7,7 +7,7 @@ use super::exit;
 use crate::catalog::{self, Filter};
 use crate::config::{resolve, MaskingConfig};
 use crate::conninfo::Config;
-use crate::mask::key::{MaskKey, KEY_ENV};
+use crate::mask::key::MaskKey;
 
 pub async fn run(path: &Path, source: Option<&str>) -> i32 {
     let config = match MaskingConfig::load(path) {
@@ -24,14 +24,14 @@ pub async fn run(path: &Path, source: Option<&str>) -> i32 {
         }
         Ok(k) => k,
     };
+    if key.is_none() && config.needs_key() {
+        eprintln!(
+            "privaci: warning: {}: {}",
+            path.display(),
+            resolve::missing_key_message(false)
+        );
+    }
     let Some(source) = source else {
-        if key.is_none() && config.needs_key() {
-            eprintln!(
-                "privaci: {}: the config uses keyed strategies, but {KEY_ENV} is not set; set it to a secret of 16 bytes or more (the same secret gives the same masked values in every run)",
-                path.display()
-            );
-            return exit::INVALID_CONFIG;
-        }
         println!(
             "{}: valid ({} tables, {} columns; unlisted columns: {})",
             path.display(),

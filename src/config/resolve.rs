@@ -104,6 +104,16 @@ fn keeps_uniqueness(s: &StrategySpec) -> bool {
 
 /// Resolves `config` against `cat`. `key` is only used to check that strategies fit; with
 /// no key, keyed strategies are reported once.
+/// The message for a run that needs the key and has none (`clone` refuses; `plan` and
+/// `validate`, which mask nothing, only warn).
+pub fn missing_key_message(for_clone: bool) -> String {
+    if for_clone {
+        "the config uses keyed strategies, but PRIVACI_MASK_KEY is not set; set it to a secret of 16 bytes or more (the same secret gives the same masked values in every run)".into()
+    } else {
+        "the config uses keyed strategies: `privaci clone` will need PRIVACI_MASK_KEY (a secret of 16 bytes or more); plan and validate mask nothing and run without it".into()
+    }
+}
+
 pub fn resolve(
     config: &MaskingConfig,
     file: &str,
@@ -118,14 +128,6 @@ pub fn resolve(
         message,
     };
 
-    if key.is_none() && config.needs_key() {
-        errors.push(ConfigError {
-            file: file.to_string(),
-            line: None,
-            place: None,
-            message: "the config uses keyed strategies, but PRIVACI_MASK_KEY is not set; set it to a secret of 16 bytes or more".into(),
-        });
-    }
     let check_key = MaskKey::new(b"key used only to check strategies").expect("a valid key");
     let check_key = key.unwrap_or(&check_key);
 

@@ -235,8 +235,20 @@ async fn prepare(opts: &CloneOptions, stop: &StopHandle) -> Result<Prepared, Clo
     }
 
     // Config against the catalog (exit 3), then pre-flight (exit 2).
-    let resolved = resolve(&opts.config, &opts.config_file, &cat, opts.key.as_ref())
-        .map_err(CloneError::Config)?;
+    let mut resolved = resolve(&opts.config, &opts.config_file, &cat, opts.key.as_ref());
+    if opts.key.is_none() && opts.config.needs_key() {
+        let missing = ConfigError {
+            file: opts.config_file.clone(),
+            line: None,
+            place: None,
+            message: crate::config::resolve::missing_key_message(true),
+        };
+        match &mut resolved {
+            Ok(_) => resolved = Err(vec![missing]),
+            Err(errors) => errors.insert(0, missing),
+        }
+    }
+    let resolved = resolved.map_err(CloneError::Config)?;
     let mut refusals = preflight::check_source(&cat);
     let mut target = match TargetLink::open(&opts.target).await {
         Ok(Ok(t)) => t,

@@ -12,6 +12,7 @@ use super::feistel::{permute_bits, permute_signed, permute_text, TextWork};
 use super::key::{MaskKey, Prf};
 use super::lists;
 use super::spec::{ColumnSpec, HashEncoding, StrategySpec};
+use crate::types::datetime::{DATE_MAX, DATE_MIN, TIMESTAMP_MAX, TIMESTAMP_MIN};
 use crate::types::{decode, numeric::Numeric, Date, Timestamp, TypeKind, Value};
 
 /// What a strategy wrote.
@@ -597,14 +598,9 @@ impl Strategy for DateShift {
                         .map_err(|_| "date value is not 4 bytes".to_string())?,
                 ));
                 let shifted = if d.is_finite() {
-                    // Keep inside the finite range; at the very edge, move the other way.
-                    let off = self.offset_days(input);
-                    let v = d.0 as i64 + off;
-                    if v > i32::MIN as i64 && v < i32::MAX as i64 {
-                        v as i32
-                    } else {
-                        (d.0 as i64 - off) as i32
-                    }
+                    // Keep inside the range the server accepts; near an edge, move the other
+                    // way (max_days is far smaller than the range).
+                    keep_in_range(d.0 as i64, self.offset_days(input), DATE_MIN, DATE_MAX) as i32
                 } else {
                     d.0
                 };
@@ -618,9 +614,7 @@ impl Strategy for DateShift {
                 ));
                 let shifted = if t.is_finite() {
                     let off = self.offset_days(input) * crate::types::datetime::USECS_PER_DAY;
-                    t.0.checked_add(off)
-                        .filter(|v| *v != i64::MAX && *v != i64::MIN)
-                        .unwrap_or(t.0 - off)
+                    keep_in_range(t.0, off, TIMESTAMP_MIN, TIMESTAMP_MAX)
                 } else {
                     t.0
                 };
@@ -629,6 +623,15 @@ impl Strategy for DateShift {
         }
         Ok(Outcome::Value)
     }
+}
+
+/// `value + offset` when it stays within `min..=max`, else `value - offset` (clamped: a value
+/// already outside the range, which the server would not have sent, stays put).
+fn keep_in_range(value: i64, offset: i64, min: i64, max: i64) -> i64 {
+    let inside = |v: Option<i64>| v.filter(|v| (min..=max).contains(v));
+    inside(value.checked_add(offset))
+        .or(inside(value.checked_sub(offset)))
+        .unwrap_or(value)
 }
 
 struct Noise {
@@ -922,6 +925,31 @@ mod tests {
         );
         assert!(luhn_valid(&card), "{card}");
         assert_ne!(card, "4111 1111 1111 1111");
+    }
+
+    #[test]
+    fn shifted_dates_stay_in_the_servers_range() {
+        for (value, offset) in [
+            (DATE_MAX, 30),
+            (DATE_MAX - 3, 30),
+            (DATE_MIN, -30),
+            (DATE_MIN + 2, -30),
+        ] {
+            let v = keep_in_range(value, offset, DATE_MIN, DATE_MAX);
+            assert!(
+                (DATE_MIN..=DATE_MAX).contains(&v),
+                "{value} {offset} -> {v}"
+            );
+            assert_eq!((v - value).abs(), 30);
+        }
+        let day = crate::types::datetime::USECS_PER_DAY;
+        for value in [TIMESTAMP_MAX, TIMESTAMP_MIN, TIMESTAMP_MAX - day] {
+            for offset in [5 * day, -5 * day] {
+                let v = keep_in_range(value, offset, TIMESTAMP_MIN, TIMESTAMP_MAX);
+                assert!((TIMESTAMP_MIN..=TIMESTAMP_MAX).contains(&v));
+                assert_eq!((v - value).abs(), 5 * day);
+            }
+        }
     }
 
     #[test]

@@ -11,6 +11,17 @@ const USECS_PER_SEC: i64 = 1_000_000;
 /// Julian day of 2000-01-01, PostgreSQL's epoch.
 pub const POSTGRES_EPOCH_JDATE: i64 = 2_451_545;
 
+/// The finite dates PostgreSQL accepts, as days from 2000-01-01: from 4714-11-24 BC (Julian
+/// day 0) to 5874897-12-31 (the day before Julian day 2147483494), as `date.h` defines them.
+pub const DATE_MIN: i64 = -POSTGRES_EPOCH_JDATE;
+pub const DATE_MAX: i64 = 2_147_483_494 - POSTGRES_EPOCH_JDATE - 1;
+
+/// The finite timestamps PostgreSQL accepts, in microseconds from 2000-01-01: from
+/// 4714-11-24 00:00 BC to the last microsecond before 294277-01-01 (`MIN_TIMESTAMP`,
+/// `END_TIMESTAMP` in `timestamp.h`).
+pub const TIMESTAMP_MIN: i64 = -211_813_488_000_000_000;
+pub const TIMESTAMP_MAX: i64 = 9_223_371_331_200_000_000 - 1;
+
 /// PostgreSQL's `j2date`: Julian day to (year, month, day); year 0 is 1 BC.
 pub fn j2date(jd: i64) -> (i64, u32, u32) {
     let mut julian = (jd + 32044) as u64;
