@@ -112,6 +112,9 @@ pub struct Column {
     pub binary_io: bool,
     /// `COLLATE "x"` when it differs from the type's default.
     pub collation: Option<String>,
+    /// Its collation compares strings byte by byte once normalized (false for a
+    /// nondeterministic ICU collation, under which `'A' = 'a'` can hold).
+    pub deterministic: bool,
     pub not_null: bool,
     pub default: Option<String>,
     /// `a` (ALWAYS) or `d` (BY DEFAULT) for identity columns.
@@ -208,6 +211,9 @@ pub struct Index {
     pub parent: Option<QualifiedName>,
     pub unique: bool,
     pub columns: Vec<String>,
+    /// Every column the index reads: its key columns, and those its expressions and its
+    /// predicate use (from `pg_depend`).
+    pub uses_columns: Vec<String>,
     pub comment: Option<String>,
 }
 

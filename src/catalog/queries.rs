@@ -468,7 +468,8 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
                 CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) ELSE format_type(a.atttypid, a.atttypmod) END,
                 t.typtype = 'e' OR (t.typcategory = 'A' AND EXISTS (SELECT 1 FROM pg_type et WHERE et.oid = t.typelem AND et.typtype = 'e')),
                 (SELECT bool_and(x.typsend <> 0 AND x.typreceive <> 0) FROM pg_type x
-                  WHERE x.oid IN (t.oid, t.typbasetype, t.typelem, (SELECT b.typelem FROM pg_type b WHERE b.oid = t.typbasetype)))
+                  WHERE x.oid IN (t.oid, t.typbasetype, t.typelem, (SELECT b.typelem FROM pg_type b WHERE b.oid = t.typbasetype))),
+                coalesce((SELECT collisdeterministic FROM pg_collation WHERE oid = a.attcollation), true)
          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
          JOIN pg_type t ON t.oid = a.atttypid
          LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
@@ -494,6 +495,7 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
             base_type_name: g.s(13)?,
             is_enum: g.bool(14)?,
             binary_io: g.bool(15)?,
+            deterministic: g.bool(16)?,
         });
     }
 
@@ -544,7 +546,11 @@ async fn load_indexes(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Er
                 pn.nspname, pc.relname, quote_ident(pn.nspname) || '.' || quote_ident(pc.relname), i.indisunique,
                 (SELECT string_agg(a.attname, E'\x1f' ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
                    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum),
-                obj_description(ic.oid, 'pg_class')
+                obj_description(ic.oid, 'pg_class'),
+                (SELECT string_agg(a.attname, E'\x1f' ORDER BY a.attnum) FROM pg_depend d
+                   JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+                   WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+                     AND d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indrelid AND d.refobjsubid > 0)
          FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
          JOIN pg_class tc ON tc.oid = i.indrelid JOIN pg_namespace tn ON tn.oid = tc.relnamespace
          LEFT JOIN pg_inherits inh ON inh.inhrelid = ic.oid LEFT JOIN pg_class pc ON pc.oid = inh.inhparent LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace
@@ -561,6 +567,7 @@ async fn load_indexes(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Er
             unique: g.bool(11)?,
             columns: g.list(12),
             comment: g.opt(13),
+            uses_columns: g.list(14),
         });
     }
     Ok(())

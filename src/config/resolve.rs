@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use super::{ConfigError, MaskingConfig, Unlisted};
 use crate::catalog::{Catalog, Column, ConstraintKind, QualifiedName, Table};
+use crate::mask::spec::HashEncoding;
 use crate::mask::{build, ColumnAction, ColumnSpec, MaskKey, MaskPlan, StrategySpec};
 use crate::types::TypeKind;
 
@@ -93,17 +94,93 @@ pub fn column_spec(col: &Column) -> Option<ColumnSpec> {
     ColumnSpec::from_type_name(&col.name, &col.base_type_name, col.not_null)
 }
 
-/// Strategies that keep distinct values distinct, so keys and unique indexes survive.
+/// Strategies that keep distinct values distinct, so keys and unique indexes survive
+/// (`hash` when enough of it is kept: see `hash_bits`).
 fn keeps_uniqueness(s: &StrategySpec) -> bool {
-    match s {
-        StrategySpec::Keep | StrategySpec::Tokenize | StrategySpec::Email { .. } => true,
-        StrategySpec::Hash { length, .. } => length.is_none_or(|n| n >= 32),
-        _ => false,
-    }
+    matches!(
+        s,
+        StrategySpec::Keep
+            | StrategySpec::Tokenize
+            | StrategySpec::Email { .. }
+            | StrategySpec::Hash { .. }
+    )
 }
 
-/// Resolves `config` against `cat`. `key` is only used to check that strategies fit; with
-/// no key, keyed strategies are reported once.
+/// The bits of the keyed hash a column keeps: its `length`, cut again to the column's own
+/// length (`varchar(6)` keeps 6 hex digits, 24 bits), and the bits per character.
+fn hash_bits(length: Option<usize>, encoding: &HashEncoding, spec: &ColumnSpec) -> (u32, u32) {
+    if spec.kind == TypeKind::Bytea {
+        return (8 * length.unwrap_or(32).min(32) as u32, 8);
+    }
+    let (full, per_char) = match encoding {
+        HashEncoding::Hex => (64, 4),
+        // 32 bytes in base64: 43 characters carry them, then one '=' of padding.
+        HashEncoding::Base64 => (43, 6),
+    };
+    let chars = length
+        .unwrap_or(full)
+        .min(spec.max_chars.unwrap_or(full))
+        .min(full);
+    (chars as u32 * per_char, per_char)
+}
+
+/// Why `strategy` on `col`, a column of the key or unique index `constraint`, could break
+/// that uniqueness, if it could.
+fn uniqueness_problem(
+    strategy: &StrategySpec,
+    col: &Column,
+    spec: Option<&ColumnSpec>,
+    constraint: &str,
+    rows: f64,
+) -> Option<String> {
+    if !keeps_uniqueness(strategy) {
+        return Some(format!(
+            "strategy \"{}\" can make distinct values equal, but the column is used by the key or unique index \"{constraint}\" (as a column, in an expression or in its predicate): use tokenize (or email, or a hash long enough) to keep values unique",
+            strategy.name()
+        ));
+    }
+    if !col.deterministic {
+        return Some(format!(
+            "the column's collation is nondeterministic (values that differ in case or accents can be equal), so masked values that differ only that way would break the key or unique index \"{constraint}\": keep the column, or give it a deterministic collation"
+        ));
+    }
+    if let (StrategySpec::Hash { length, encoding }, Some(spec)) = (strategy, spec) {
+        let (bits, per_char) = hash_bits(*length, encoding, spec);
+        let needed = bits_needed(rows);
+        if bits < needed {
+            let chars = needed.div_ceil(per_char);
+            let unit = if spec.kind == TypeKind::Bytea {
+                "bytes"
+            } else {
+                "characters"
+            };
+            return Some(format!(
+                "hash keeps {bits} bits here (its length and the column's), too few to stay unique over about {rows:.0} rows (the key or unique index \"{constraint}\" would likely see a collision): keep at least {chars} {unit}{}, or use tokenize",
+                if spec.max_chars.is_some_and(|m| m < chars as usize) {
+                    " (the column is too short for that: widen it)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    None
+}
+
+/// The rows a unique key is checked against: the estimate, but never fewer than this (tables
+/// grow, and an unanalyzed table estimates nothing).
+const MIN_ROWS_FOR_COLLISIONS: f64 = 10_000.0;
+
+/// The most expected collisions (pairs) tolerated on a unique column: n² / 2^(bits+1).
+const MAX_EXPECTED_COLLISIONS: f64 = 1e-3;
+
+/// Bits of a keyed hash that keep `rows` values unique with the tolerance above.
+fn bits_needed(rows: f64) -> u32 {
+    (rows * rows / (2.0 * MAX_EXPECTED_COLLISIONS))
+        .log2()
+        .ceil() as u32
+}
+
 /// The message for a run that needs the key and has none (`clone` refuses; `plan` and
 /// `validate`, which mask nothing, only warn).
 pub fn missing_key_message(for_clone: bool) -> String {
@@ -114,6 +191,8 @@ pub fn missing_key_message(for_clone: bool) -> String {
     }
 }
 
+/// Resolves `config` against `cat`. `key` is only used to check that strategies fit (a
+/// fixed key stands in without one: the caller decides whether the key is required).
 pub fn resolve(
     config: &MaskingConfig,
     file: &str,
@@ -259,16 +338,24 @@ pub fn resolve(
                     .map(move |col| (col.as_str(), c.name.as_str()))
             })
             .chain(
+                // A unique index reads its key columns and the columns of its expressions and
+                // predicate (`UNIQUE (lower(name))`): masking any of them can make two rows
+                // equal under it.
                 cat.indexes
                     .iter()
                     .filter(|i| i.unique && i.constraint.is_none() && i.table == owner)
                     .flat_map(|i| {
-                        i.columns
+                        i.uses_columns
                             .iter()
                             .map(move |col| (col.as_str(), i.name.name.as_str()))
                     }),
             )
             .collect();
+        let estimated_rows = if t.is_partitioned() {
+            cat.children(&t.name).map(|c| c.estimated_rows).sum::<i64>()
+        } else {
+            t.estimated_rows
+        } as f64;
         let mut columns = Vec::new();
         let mut unlisted = Vec::new();
         for col in &t.columns {
@@ -311,18 +398,17 @@ pub fn resolve(
                             }
                         }
                     }
-                    if !keeps_uniqueness(&strategy) {
-                        if let Some((_, constraint)) =
-                            unique_columns.iter().find(|(c, _)| *c == col.name)
-                        {
-                            errors.push(err(
-                                line,
-                                place,
-                                format!(
-                                    "strategy \"{}\" can make distinct values equal, but the column is part of the key or unique index \"{constraint}\": use tokenize (or email, or an untruncated hash) to keep values unique",
-                                    strategy.name()
-                                ),
-                            ));
+                    if let Some((_, constraint)) =
+                        unique_columns.iter().find(|(c, _)| *c == col.name)
+                    {
+                        if let Some(problem) = uniqueness_problem(
+                            &strategy,
+                            col,
+                            spec.as_ref(),
+                            constraint,
+                            estimated_rows.max(MIN_ROWS_FOR_COLLISIONS),
+                        ) {
+                            errors.push(err(line, place, problem));
                         }
                     }
                 }
@@ -386,5 +472,25 @@ pub fn resolve(
     } else {
         errors.sort_by(|a, b| a.line.cmp(&b.line).then(a.place.cmp(&b.place)));
         Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_bits_follow_the_length_and_the_column() {
+        let mut spec = ColumnSpec::new("c", TypeKind::Text);
+        assert_eq!(hash_bits(None, &HashEncoding::Hex, &spec), (256, 4));
+        assert_eq!(hash_bits(Some(8), &HashEncoding::Hex, &spec), (32, 4));
+        assert_eq!(hash_bits(None, &HashEncoding::Base64, &spec), (258, 6));
+        spec.max_chars = Some(6);
+        assert_eq!(hash_bits(None, &HashEncoding::Hex, &spec), (24, 4));
+        let bytea = ColumnSpec::new("b", TypeKind::Bytea);
+        assert_eq!(hash_bits(Some(4), &HashEncoding::Hex, &bytea), (32, 8));
+        // 20,000 rows on 24 bits collide; 50,000 rows need 41 bits.
+        assert!(bits_needed(20_000.0) > 24);
+        assert_eq!(bits_needed(50_000.0), 41);
     }
 }

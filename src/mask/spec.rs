@@ -17,6 +17,9 @@ pub struct ColumnSpec {
     pub not_null: bool,
     /// `numeric(precision, scale)`.
     pub numeric: Option<(u32, u32)>,
+    /// Values compare without case (`citext`): keyed text permutations work on the lower-cased
+    /// value, so that values distinct under the column's equality stay distinct masked.
+    pub fold_case: bool,
 }
 
 impl ColumnSpec {
@@ -29,6 +32,7 @@ impl ColumnSpec {
             blank_padded: false,
             not_null: false,
             numeric: None,
+            fold_case: false,
         }
     }
 
@@ -38,6 +42,7 @@ impl ColumnSpec {
         let kind = TypeKind::from_type_name(type_name)?;
         let mut spec = ColumnSpec::new(name, kind);
         spec.not_null = not_null;
+        spec.fold_case = type_name.rsplit('.').next() == Some("citext");
         let args: Option<Vec<u32>> = type_name
             .split_once('(')
             .and_then(|(_, rest)| rest.split_once(')'))

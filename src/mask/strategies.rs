@@ -108,6 +108,7 @@ pub fn build(
                 domains: HashMap::new(),
                 col: col.clone(),
                 scratch: String::new(),
+                folded: String::new(),
                 work: TextWork::default(),
             })
         }
@@ -184,6 +185,7 @@ pub fn build(
                 prf: need_key()?.prf("tokenize"),
                 col: col.clone(),
                 scratch: String::new(),
+                folded: String::new(),
                 work: TextWork::default(),
             })
         }
@@ -401,14 +403,30 @@ struct Email {
     domains: HashMap<String, String>,
     col: ColumnSpec,
     scratch: String,
+    folded: String,
     work: TextWork,
 }
 
 const DOMAIN_CACHE: usize = 4096;
 
+/// The text itself, or (for a column compared without case) its lower-cased form, written
+/// into `buf` (reused from row to row).
+fn fold<'a>(text: &'a str, fold_case: bool, buf: &'a mut String) -> &'a str {
+    if !fold_case {
+        return text;
+    }
+    buf.clear();
+    buf.extend(text.chars().flat_map(char::to_lowercase));
+    buf
+}
+
 impl Strategy for Email {
     fn mask(&mut self, input: &[u8], out: &mut BytesMut) -> Result<Outcome, String> {
-        let text = text_of(input, &self.col)?;
+        let text = fold(
+            text_of(input, &self.col)?,
+            self.col.fold_case,
+            &mut self.folded,
+        );
         let mut s = std::mem::take(&mut self.scratch);
         match text.rfind('@') {
             None => permute_text(&self.local, text, &mut s, &mut self.work),
@@ -775,6 +793,7 @@ struct Tokenize {
     prf: Prf,
     col: ColumnSpec,
     scratch: String,
+    folded: String,
     work: TextWork,
 }
 
@@ -799,7 +818,11 @@ impl Strategy for Tokenize {
                 out.put_u128(permute_bits(&self.prf, v, 128));
             }
             _ => {
-                let text = text_of(input, &self.col)?;
+                let text = fold(
+                    text_of(input, &self.col)?,
+                    self.col.fold_case,
+                    &mut self.folded,
+                );
                 let mut s = std::mem::take(&mut self.scratch);
                 permute_text(&self.prf, text, &mut s, &mut self.work);
                 self.scratch = put_text(s, &self.col, out);
