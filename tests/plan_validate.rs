@@ -201,7 +201,7 @@ patient_id = "keep"
         ":12: table \"public.patients\", column \"first_name\": strategy \"null\" on a NOT NULL column",
         ":13: table \"public.patients\", column \"full_name\": is a generated column",
         ":15: table \"public.raw_events_2024_01\": is a partition of public.raw_events",
-        ":19: table \"public.staff\", column \"email\": strategy \"redact\" can make distinct values equal, but the column is part of the key or unique index \"staff_email_key\"",
+        ":19: table \"public.staff\", column \"email\": strategy \"redact\" can make distinct values equal, but the column is used by the key or unique index \"staff_email_key\"",
         ":22: table \"public.support_tickets\", column \"patient_id\": foreign key support_tickets_patient_id_fkey references public.patients.id, which is masked with \"tokenize\", but this column is masked with \"keep\"",
         "table \"public.audit_log\": unlisted_columns = \"fail\", and these columns are not listed: at, actor, action, detail",
     ] {

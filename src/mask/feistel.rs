@@ -4,9 +4,21 @@
 
 use super::key::Prf;
 
-/// Rounds per permutation. Four rounds of a Feistel network with a pseudo-random round
-/// function give a strong pseudo-random permutation (Luby-Rackoff).
-const ROUNDS: u8 = 4;
+/// Rounds for a domain of `bits` bits (or of that size). Four rounds with a pseudo-random
+/// round function make a strong pseudo-random permutation once the halves are large
+/// (Luby-Rackoff); small halves need more, as in NIST SP 800-38G's FF1 (ten rounds).
+fn rounds(bits: u32) -> u8 {
+    match bits {
+        0..=40 => 10,
+        41..=64 => 8,
+        _ => 4,
+    }
+}
+
+/// Domains up to this size are permuted by a keyed shuffle of the whole domain (a uniformly
+/// random permutation given the key): a Feistel network on halves this small is not a good
+/// pseudo-random permutation (a one-character domain would be a mere rotation).
+pub const SHUFFLE_MAX: u32 = 20_000;
 
 /// A permutation of `0..2^bits` (1 ≤ bits ≤ 128): an unbalanced Feistel network on the two
 /// halves of the bit string. Each round is invertible, so the whole is a bijection.
@@ -20,7 +32,7 @@ pub fn permute_bits(prf: &Prf, value: u128, bits: u32) -> u128 {
     let right_bits = bits - left_bits;
     let (lmask, rmask) = ((1u128 << left_bits) - 1, (1u128 << right_bits) - 1);
     let (mut l, mut r) = ((value >> right_bits) & lmask, value & rmask);
-    for round in 0..ROUNDS {
+    for round in 0..rounds(bits) {
         // Alternate which half is changed, so unequal halves need no swap.
         if round % 2 == 0 {
             let f = round_value(prf, round, r, bits);
@@ -42,7 +54,7 @@ pub fn unpermute_bits(prf: &Prf, value: u128, bits: u32) -> u128 {
     let right_bits = bits - left_bits;
     let (lmask, rmask) = ((1u128 << left_bits) - 1, (1u128 << right_bits) - 1);
     let (mut l, mut r) = ((value >> right_bits) & lmask, value & rmask);
-    for round in (0..ROUNDS).rev() {
+    for round in (0..rounds(bits)).rev() {
         if round % 2 == 0 {
             l = (l ^ round_value(prf, round, r, bits)) & lmask;
         } else {
@@ -106,13 +118,20 @@ impl Class {
     }
 }
 
-/// Buffers a text permutation reuses from call to call, so masking allocates nothing per row.
+/// Buffers a text permutation reuses from call to call, so masking allocates nothing per row,
+/// and the keyed shuffles of small domains (one per class pattern). A `TextWork` belongs to
+/// one PRF: the shuffles it keeps are that PRF's.
 #[derive(Default)]
 pub struct TextWork {
     digits: Vec<(Class, u32)>,
     pattern: Vec<u8>,
     half: Vec<u8>,
+    shuffles: std::collections::HashMap<Vec<u8>, Vec<u32>>,
 }
+
+/// Patterns whose shuffles are kept (at most SHUFFLE_MAX entries each); past that, a shuffle
+/// is made for the value and dropped.
+const SHUFFLES_KEPT: usize = 64;
 
 /// A keyed permutation of strings that keeps each position's class: ASCII lower-case letters
 /// stay lower-case letters, upper-case stay upper-case, digits stay digits, and every other
@@ -165,8 +184,18 @@ fn mix_digits(prf: &Prf, work: &mut TextWork, inverse: bool) {
     work.pattern.clear();
     work.pattern
         .extend(work.digits.iter().map(|(c, _)| *c as u8));
-    for step in 0..ROUNDS {
-        let round = if inverse { ROUNDS - 1 - step } else { step };
+    // The domain: every string of this class pattern.
+    let domain = work
+        .digits
+        .iter()
+        .try_fold(1u128, |d, (c, _)| d.checked_mul(c.radix() as u128));
+    if let Some(d) = domain.filter(|d| *d <= SHUFFLE_MAX as u128) {
+        shuffle_digits(prf, work, d as u32, inverse);
+        return;
+    }
+    let total = rounds(domain.map_or(128, |d| 128 - d.leading_zeros()));
+    for step in 0..total {
+        let round = if inverse { total - 1 - step } else { step };
         // With one position the source half of some rounds is empty: the round then adds a
         // keyed constant, still a bijection.
         let (source, target) = if round % 2 == 0 {
@@ -191,6 +220,51 @@ fn mix_digits(prf: &Prf, work: &mut TextWork, inverse: bool) {
     }
 }
 
+/// A small domain: the digits read as one mixed-radix number, looked up in the keyed shuffle
+/// of the whole domain, written back.
+fn shuffle_digits(prf: &Prf, work: &mut TextWork, domain: u32, inverse: bool) {
+    let x = work
+        .digits
+        .iter()
+        .fold(0u32, |acc, (c, d)| acc * c.radix() + d);
+    let y = match work.shuffles.get(&work.pattern) {
+        Some(table) => map_through(table, x, inverse),
+        None => {
+            let table = keyed_shuffle(prf, &work.pattern, domain);
+            let y = map_through(&table, x, inverse);
+            if work.shuffles.len() < SHUFFLES_KEPT {
+                work.shuffles.insert(work.pattern.clone(), table);
+            }
+            y
+        }
+    };
+    let mut rest = y;
+    for (c, d) in work.digits.iter_mut().rev() {
+        *d = rest % c.radix();
+        rest /= c.radix();
+    }
+}
+
+fn map_through(table: &[u32], x: u32, inverse: bool) -> u32 {
+    if inverse {
+        table.iter().position(|&v| v == x).unwrap_or(x as usize) as u32
+    } else {
+        table.get(x as usize).copied().unwrap_or(x)
+    }
+}
+
+/// Fisher-Yates over `0..domain`, with swaps drawn from the PRF: a uniformly random
+/// permutation for each key and tweak.
+fn keyed_shuffle(prf: &Prf, tweak: &[u8], domain: u32) -> Vec<u32> {
+    let mut table: Vec<u32> = (0..domain).collect();
+    let mut stream = KeyStream::new(prf, &[b"shuffle", tweak]);
+    for i in (1..domain as usize).rev() {
+        let j = stream.next_u32_below(i as u32 + 1) as usize;
+        table.swap(i, j);
+    }
+    table
+}
+
 /// Pseudo-random values from the PRF in counter mode.
 struct KeyStream<'a> {
     prf: &'a Prf,
@@ -212,17 +286,28 @@ impl<'a> KeyStream<'a> {
         }
     }
 
-    /// A value below `n` (n ≤ 256) from two bytes: bias under 2^-8 · n/256, negligible for
-    /// the radixes used (10 and 26).
-    fn next_below(&mut self, n: u32) -> u32 {
-        if self.at + 2 > self.block.len() {
+    /// The next `N` bytes of the stream.
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        if self.at + N > self.block.len() {
             self.counter += 1;
             self.block = self.prf.eval(&[&self.seed, &self.counter.to_be_bytes()]);
             self.at = 0;
         }
-        let v = u16::from_be_bytes([self.block[self.at], self.block[self.at + 1]]) as u32;
-        self.at += 2;
-        v % n
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.block[self.at..self.at + N]);
+        self.at += N;
+        out
+    }
+
+    /// A value below `n` (n ≤ 256) from two bytes: bias under 2^-8 · n/256, negligible for
+    /// the radixes used (10 and 26).
+    fn next_below(&mut self, n: u32) -> u32 {
+        u16::from_be_bytes(self.take::<2>()) as u32 % n
+    }
+
+    /// A value below `n` from four bytes: bias under n / 2^32.
+    fn next_u32_below(&mut self, n: u32) -> u32 {
+        u32::from_be_bytes(self.take::<4>()) % n
     }
 }
 
@@ -263,6 +348,70 @@ mod tests {
         for v in [0i64, 1, -1, i64::MAX, i64::MIN, 42] {
             let t = permute_signed(&p, v, 64);
             assert_eq!(t >= 0, v >= 0);
+        }
+    }
+
+    #[test]
+    fn one_letter_domains_are_random_permutations_not_rotations() {
+        // Over many keys: no key maps the 26 letters by a constant shift, and the fixed
+        // points average one per key, as for uniformly random permutations (mean 1,
+        // variance 1: over 1,000 keys the total is 1,000 ± 4.5 standard deviations of 32).
+        let mut fixed = 0;
+        for k in 0..1000u32 {
+            let p = MaskKey::new(format!("key number {k:08} for the shift test").as_bytes())
+                .unwrap()
+                .prf("tokenize");
+            let mut work = TextWork::default();
+            let mut shifts = HashSet::new();
+            let mut image = HashSet::new();
+            for c in 'a'..='z' {
+                let mut out = String::new();
+                permute_text(&p, &c.to_string(), &mut out, &mut work);
+                let o = out.chars().next().unwrap();
+                assert!(o.is_ascii_lowercase());
+                image.insert(o);
+                shifts.insert((o as u32 + 26 - c as u32) % 26);
+                if o == c {
+                    fixed += 1;
+                }
+                assert_eq!(unpermute_text(&p, &out), c.to_string());
+            }
+            assert_eq!(image.len(), 26, "a bijection");
+            assert!(shifts.len() > 1, "key {k} is a rotation");
+        }
+        assert!(
+            (860..=1140).contains(&fixed),
+            "{fixed} fixed points over 1,000 keys"
+        );
+    }
+
+    #[test]
+    fn every_domain_size_is_a_bijection() {
+        let p = prf();
+        let mut work = TextWork::default();
+        // Shuffled (2 letters, 3 digits), and Feistel (4 letters) domains.
+        for (alphabet, len) in [("abcdefghijklmnopqrstuvwxyz", 2), ("0123456789", 3)] {
+            let chars: Vec<char> = alphabet.chars().collect();
+            let mut seen = HashSet::new();
+            let total = chars.len().pow(len);
+            for i in 0..total {
+                let mut s = String::new();
+                let mut x = i;
+                for _ in 0..len {
+                    s.push(chars[x % chars.len()]);
+                    x /= chars.len();
+                }
+                let mut o = String::new();
+                permute_text(&p, &s, &mut o, &mut work);
+                assert_eq!(unpermute_text(&p, &o), s);
+                seen.insert(o);
+            }
+            assert_eq!(seen.len(), total);
+        }
+        for s in ["abcd", "Zz09", "x1y2z3", "longer-value-42"] {
+            let mut o = String::new();
+            permute_text(&p, s, &mut o, &mut work);
+            assert_eq!(unpermute_text(&p, &o), s);
         }
     }
 

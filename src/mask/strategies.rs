@@ -110,6 +110,7 @@ pub fn build(
                 scratch: String::new(),
                 folded: String::new(),
                 work: TextWork::default(),
+                domain_work: TextWork::default(),
             })
         }
         StrategySpec::FirstName
@@ -404,7 +405,9 @@ struct Email {
     col: ColumnSpec,
     scratch: String,
     folded: String,
+    /// One per PRF: each keeps its own shuffles of small domains.
     work: TextWork,
+    domain_work: TextWork,
 }
 
 const DOMAIN_CACHE: usize = 4096;
@@ -445,7 +448,7 @@ impl Strategy for Email {
                         None => (domain, ""),
                     };
                     let mut masked = String::with_capacity(domain.len());
-                    permute_text(&self.domain, body, &mut masked, &mut self.work);
+                    permute_text(&self.domain, body, &mut masked, &mut self.domain_work);
                     masked.push_str(tld);
                     s.push_str(&masked);
                     if self.domains.len() < DOMAIN_CACHE {
