@@ -125,3 +125,35 @@ fn keyed_strategies_keep_a_citext_unique_column_unique() {
         "676"
     );
 }
+
+#[test]
+fn plan_names_check_constraints_that_read_masked_columns() {
+    let c = setup();
+    c.psql("src", "SET ROLE owner;
+        CREATE DOMAIN us_zip AS text CHECK (VALUE ~ '^[0-9]{5}$');
+        CREATE TABLE orders (id int PRIMARY KEY, code text CHECK (code LIKE 'P%'), zip us_zip, note text CHECK (length(note) < 100))");
+    let (code, out) = privaci(
+        &c,
+        &[
+            "plan",
+            "--source",
+            &fixture_clone::conninfo(&c, c.port(), "owner", "src"),
+        ],
+        "[tables.orders.columns]\ncode = \"redact\"\nzip = \"digits\"\n",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "public.orders: CHECK constraint orders_code_check reads masked column(s) code"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("column zip is masked, and its domain public.us_zip checks"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("orders_note_check"),
+        "a kept column's check is not listed: {out}"
+    );
+}

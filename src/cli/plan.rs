@@ -213,6 +213,60 @@ fn object_counts(cat: &Catalog) -> Vec<(String, usize)> {
     ]
 }
 
+/// Masked columns that a CHECK constraint (the table's, or their domain's) reads: the target
+/// checks the masked value, which may not satisfy it. Said in the plan, before a run.
+fn check_warnings(cat: &Catalog, resolved: &[ResolvedTable]) -> Vec<String> {
+    use crate::catalog::{ConstraintKind, TypeDef};
+    let mut out = Vec::new();
+    for r in resolved.iter().filter(|r| r.parent.is_none()) {
+        let Some(t) = cat.tables.iter().find(|t| t.name == r.table) else {
+            continue;
+        };
+        let masked = |name: &str| {
+            r.columns.iter().any(|c| {
+                c.name == name
+                    && c.copied
+                    && !matches!(c.strategy, StrategySpec::Keep | StrategySpec::Default)
+            })
+        };
+        for c in t
+            .constraints
+            .iter()
+            .filter(|c| c.kind == ConstraintKind::Check)
+        {
+            let read: Vec<&str> = c
+                .columns
+                .iter()
+                .map(String::as_str)
+                .filter(|n| masked(n))
+                .collect();
+            if !read.is_empty() {
+                out.push(format!(
+                    "{}: CHECK constraint {} reads masked column(s) {}: {}",
+                    t.name,
+                    c.name,
+                    read.join(", "),
+                    c.definition
+                ));
+            }
+        }
+        for col in t.columns.iter().filter(|c| masked(&c.name)) {
+            let domain = cat.types.iter().find(|ty| ty.oid == col.type_oid);
+            if let Some(TypeDef::Domain { checks, .. }) = domain.map(|d| &d.def) {
+                for (name, def) in checks {
+                    out.push(format!(
+                        "{}: column {} is masked, and its domain {} checks {name}: {def}",
+                        t.name,
+                        col.name,
+                        domain.map(|d| d.name.to_string()).unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
 fn text(cat: &Catalog, resolved: &[ResolvedTable], refusals: &[String]) -> String {
     let mut out = String::new();
     let units = units(cat);
@@ -282,6 +336,13 @@ fn text(cat: &Catalog, resolved: &[ResolvedTable], refusals: &[String]) -> Strin
     if !any {
         out += "  none: every column is copied as it is\n";
     }
+    let checks = check_warnings(cat, resolved);
+    if !checks.is_empty() {
+        out += "\nMasked columns read by CHECK constraints (the target checks masked values and may reject them; choose a strategy whose output satisfies the check, or keep the column):\n";
+        for w in checks {
+            out += &format!("  {w}\n");
+        }
+    }
     out += "\nObjects to create on the target:\n";
     for (what, n) in object_counts(cat) {
         if n > 0 {
@@ -325,6 +386,7 @@ fn as_json(cat: &Catalog, resolved: &[ResolvedTable], refusals: &[String]) -> se
             })).collect::<Vec<_>>()),
         })).collect::<Vec<_>>(),
         "objects": object_counts(cat).into_iter().map(|(k, v)| (k, json!(v))).collect::<serde_json::Map<_, _>>(),
+        "check_warnings": check_warnings(cat, resolved),
         "unsupported": cat.unsupported.iter().map(|(k, n, w)| json!({"kind": k, "name": n, "why": w})).collect::<Vec<_>>(),
         "refusals": refusals,
     })
