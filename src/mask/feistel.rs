@@ -6,11 +6,12 @@ use super::key::Prf;
 
 /// Rounds for a domain of `bits` bits (or of that size). Four rounds with a pseudo-random
 /// round function make a strong pseudo-random permutation once the halves are large
-/// (Luby-Rackoff); small halves need more, as in NIST SP 800-38G's FF1 (ten rounds).
+/// (Luby-Rackoff; here halves of 2^16 values and more); smaller halves need more rounds, as
+/// NIST SP 800-38G's FF1 (ten) and FF3-1 (eight) use.
 fn rounds(bits: u32) -> u8 {
     match bits {
-        0..=40 => 10,
-        41..=64 => 8,
+        0..=20 => 10,
+        21..=32 => 8,
         _ => 4,
     }
 }

@@ -135,6 +135,59 @@ impl fmt::Display for Numeric {
     }
 }
 
+/// Rounds (half away from zero) or pads a numeric to `scale` fraction digits, exactly on its
+/// decimal digits; `None` if it then needs more than `precision` digits.
+pub fn fit_numeric_scale(n: &Numeric, precision: u32, scale: u32) -> Option<Numeric> {
+    let text = n.to_string();
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, text.as_str()),
+    };
+    let (int_part, frac) = body.split_once('.').unwrap_or((body, ""));
+    let scale = scale as usize;
+    let mut digits: Vec<u8> = int_part
+        .bytes()
+        .chain(frac.bytes().chain(std::iter::repeat(b'0')).take(scale))
+        .map(|b| b - b'0')
+        .collect();
+    if frac.len() > scale && frac.as_bytes()[scale] >= b'5' {
+        // Carry the rounding up through the kept digits.
+        let mut i = digits.len();
+        loop {
+            if i == 0 {
+                digits.insert(0, 1);
+                break;
+            }
+            i -= 1;
+            if digits[i] == 9 {
+                digits[i] = 0;
+            } else {
+                digits[i] += 1;
+                break;
+            }
+        }
+    }
+    let split = digits.len() - scale;
+    let int_digits: String = digits[..split].iter().map(|d| (b'0' + d) as char).collect();
+    let int_digits = int_digits.trim_start_matches('0');
+    if int_digits.len() + scale > precision as usize {
+        return None;
+    }
+    let frac_digits: String = digits[split..].iter().map(|d| (b'0' + d) as char).collect();
+    let s = format!(
+        "{}{}{}{}",
+        if negative { "-" } else { "" },
+        if int_digits.is_empty() {
+            "0"
+        } else {
+            int_digits
+        },
+        if scale > 0 { "." } else { "" },
+        frac_digits
+    );
+    Numeric::from_decimal_str(&s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
