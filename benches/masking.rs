@@ -13,7 +13,8 @@ use privaci::copy::{
     write_header, write_trailer, CopyError, Tuple, TupleSink, TupleWalker, TupleWriter,
 };
 use privaci::mask::{
-    build, ColumnAction, ColumnSpec, HashEncoding, MaskKey, MaskPlan, Rewriter, StrategySpec,
+    build, ColumnAction, ColumnSpec, CopyRewriter, HashEncoding, MaskKey, MaskPlan, Rewriter,
+    StrategySpec,
 };
 use privaci::types::{numeric::Numeric, Array, Date, Timestamp, TypeKind, Value};
 

@@ -8,7 +8,9 @@ use bytes::BytesMut;
 use privaci::copy::{
     write_header, write_trailer, CopyError, Tuple, TupleSink, TupleWalker, TupleWriter,
 };
-use privaci::mask::{build, ColumnAction, ColumnSpec, MaskKey, MaskPlan, Rewriter, StrategySpec};
+use privaci::mask::{
+    build, ColumnAction, ColumnSpec, CopyRewriter, MaskKey, MaskPlan, Rewriter, StrategySpec,
+};
 use privaci::types::{decode, numeric::Numeric, Array, Date, Interval, Timestamp, TypeKind, Value};
 use proptest::prelude::*;
 

@@ -5,7 +5,7 @@
 use crate::conn::{CopyFormat, CopyInSink, CopyOutStream};
 use crate::error::{Error, ErrorKind};
 use crate::mask::text_rewriter::TextRewriter;
-use crate::mask::{MaskError, MaskPlan, Rewriter};
+use crate::mask::{CopyRewriter, MaskPlan, Rewriter};
 use crate::wire::copy_frames::CopyDataPayloads;
 
 /// Rewritten bytes are sent once this many have gathered.
@@ -16,37 +16,6 @@ pub struct StreamStats {
     pub rows: u64,
     /// Binary COPY bytes read from the source.
     pub bytes_in: u64,
-}
-
-/// A rewriter of COPY data, binary or text.
-trait Rewrite {
-    fn feed(&mut self, data: &[u8]) -> Result<(), MaskError>;
-    fn output(&mut self) -> &mut bytes::BytesMut;
-    fn finish(&self) -> Result<u64, MaskError>;
-}
-
-impl Rewrite for Rewriter {
-    fn feed(&mut self, data: &[u8]) -> Result<(), MaskError> {
-        Rewriter::feed(self, data)
-    }
-    fn output(&mut self) -> &mut bytes::BytesMut {
-        Rewriter::output(self)
-    }
-    fn finish(&self) -> Result<u64, MaskError> {
-        Rewriter::finish(self)
-    }
-}
-
-impl Rewrite for TextRewriter {
-    fn feed(&mut self, data: &[u8]) -> Result<(), MaskError> {
-        TextRewriter::feed(self, data)
-    }
-    fn output(&mut self) -> &mut bytes::BytesMut {
-        TextRewriter::output(self)
-    }
-    fn finish(&self) -> Result<u64, MaskError> {
-        TextRewriter::finish(self)
-    }
 }
 
 /// Streams one COPY from `out` into `sink` and finishes the sink, rewriting with the binary
@@ -89,7 +58,7 @@ async fn rewrite(
     table: &str,
     out: &mut CopyOutStream<'_>,
     mut sink: CopyInSink<'_>,
-    mut rewriter: impl Rewrite,
+    mut rewriter: impl CopyRewriter,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<StreamStats, Error> {
     let mut bytes_in = 0u64;

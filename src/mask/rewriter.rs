@@ -98,9 +98,15 @@ impl Rewriter {
         &self.plan
     }
 
+    pub fn rows(&self) -> u64 {
+        self.walker.rows()
+    }
+}
+
+impl super::CopyRewriter for Rewriter {
     /// Rewrites the next piece of binary COPY data (any split); the result accumulates in
     /// `output()`.
-    pub fn feed(&mut self, data: &[u8]) -> Result<(), MaskError> {
+    fn feed(&mut self, data: &[u8]) -> Result<(), MaskError> {
         let mut emit = Emit {
             plan: &mut self.plan,
             out: &mut self.out,
@@ -114,18 +120,14 @@ impl Rewriter {
     }
 
     /// The rewritten bytes so far; the caller sends and clears them.
-    pub fn output(&mut self) -> &mut BytesMut {
+    fn output(&mut self) -> &mut BytesMut {
         &mut self.out
     }
 
     /// Checks that the data ended with the trailer.
-    pub fn finish(&self) -> Result<u64, MaskError> {
+    fn finish(&self) -> Result<u64, MaskError> {
         self.walker.finish()?;
         Ok(self.walker.rows())
-    }
-
-    pub fn rows(&self) -> u64 {
-        self.walker.rows()
     }
 }
 

@@ -33,50 +33,8 @@ impl TextRewriter {
         }
     }
 
-    pub fn output(&mut self) -> &mut BytesMut {
-        &mut self.out
-    }
-
     pub fn rows(&self) -> u64 {
         self.rows
-    }
-
-    /// Rewrites the next piece of text COPY data (any split).
-    pub fn feed(&mut self, mut data: &[u8]) -> Result<(), MaskError> {
-        if !self.carry.is_empty() {
-            match data.iter().position(|&b| b == b'\n') {
-                None => {
-                    self.carry.extend_from_slice(data);
-                    return Ok(());
-                }
-                Some(end) => {
-                    let mut line = std::mem::take(&mut self.carry);
-                    line.extend_from_slice(&data[..=end]);
-                    self.row(&line)?;
-                    line.clear();
-                    self.carry = line;
-                    data = &data[end + 1..];
-                }
-            }
-        }
-        while let Some(end) = data.iter().position(|&b| b == b'\n') {
-            self.row(&data[..=end])?;
-            data = &data[end + 1..];
-        }
-        self.carry.extend_from_slice(data);
-        Ok(())
-    }
-
-    /// Checks that no partial row is left.
-    pub fn finish(&self) -> Result<u64, MaskError> {
-        if !self.carry.is_empty() {
-            return Err(MaskError {
-                row: Some(self.rows + 1),
-                column: None,
-                message: "text COPY data ends in the middle of a row".into(),
-            });
-        }
-        Ok(self.rows)
     }
 
     fn row(&mut self, line: &[u8]) -> Result<(), MaskError> {
@@ -130,6 +88,49 @@ impl TextRewriter {
         }
         self.out.put_u8(b'\n');
         Ok(())
+    }
+}
+
+impl super::CopyRewriter for TextRewriter {
+    fn output(&mut self) -> &mut BytesMut {
+        &mut self.out
+    }
+    /// Rewrites the next piece of text COPY data (any split).
+    fn feed(&mut self, mut data: &[u8]) -> Result<(), MaskError> {
+        if !self.carry.is_empty() {
+            match data.iter().position(|&b| b == b'\n') {
+                None => {
+                    self.carry.extend_from_slice(data);
+                    return Ok(());
+                }
+                Some(end) => {
+                    let mut line = std::mem::take(&mut self.carry);
+                    line.extend_from_slice(&data[..=end]);
+                    self.row(&line)?;
+                    line.clear();
+                    self.carry = line;
+                    data = &data[end + 1..];
+                }
+            }
+        }
+        while let Some(end) = data.iter().position(|&b| b == b'\n') {
+            self.row(&data[..=end])?;
+            data = &data[end + 1..];
+        }
+        self.carry.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Checks that no partial row is left.
+    fn finish(&self) -> Result<u64, MaskError> {
+        if !self.carry.is_empty() {
+            return Err(MaskError {
+                row: Some(self.rows + 1),
+                column: None,
+                message: "text COPY data ends in the middle of a row".into(),
+            });
+        }
+        Ok(self.rows)
     }
 }
 
@@ -202,7 +203,7 @@ fn escape(value: &[u8], out: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mask::{build, ColumnSpec, MaskKey, StrategySpec};
+    use crate::mask::{build, ColumnSpec, CopyRewriter, MaskKey, StrategySpec};
     use crate::types::TypeKind;
 
     #[test]

@@ -106,6 +106,7 @@ pub fn build(
                 encoding: *encoding,
                 length: *length,
                 col: col.clone(),
+                scratch: String::with_capacity(64),
             })
         }
         StrategySpec::Email { keep_domain } => {

@@ -49,6 +49,8 @@ pub(super) struct Hash {
     pub(super) encoding: HashEncoding,
     pub(super) length: Option<usize>,
     pub(super) col: ColumnSpec,
+    /// Reused from value to value: nothing is allocated per row.
+    pub(super) scratch: String,
 }
 
 impl Strategy for Hash {
@@ -59,22 +61,21 @@ impl Strategy for Hash {
             out.put_slice(&h[..n]);
             return Ok(Outcome::Value);
         }
-        let mut s = match self.encoding {
+        let mut s = std::mem::take(&mut self.scratch);
+        match self.encoding {
             HashEncoding::Hex => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                let mut s = String::with_capacity(64);
                 for b in h {
                     s.push(HEX[(b >> 4) as usize] as char);
                     s.push(HEX[(b & 15) as usize] as char);
                 }
-                s
             }
-            HashEncoding::Base64 => B64.encode(h),
-        };
+            HashEncoding::Base64 => B64.encode_string(h, &mut s),
+        }
         if let Some(n) = self.length {
             s.truncate(n);
         }
-        put_text(s, &self.col, out);
+        self.scratch = put_text(s, &self.col, out);
         Ok(Outcome::Value)
     }
 }
