@@ -104,6 +104,7 @@ fn customers() -> Vec<u8> {
 struct Discard(u64);
 
 impl TupleSink for Discard {
+    type Error = CopyError;
     fn header(&mut self, _: &[u8]) -> Result<(), CopyError> {
         Ok(())
     }

@@ -35,6 +35,7 @@ fn stream(rows: &[(i64, Option<String>, Vec<u8>)]) -> Vec<u8> {
 struct Collect(Vec<Vec<Option<Vec<u8>>>>);
 
 impl TupleSink for Collect {
+    type Error = CopyError;
     fn header(&mut self, _: &[u8]) -> Result<(), CopyError> {
         Ok(())
     }

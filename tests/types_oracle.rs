@@ -67,6 +67,7 @@ const CASES: &[(&str, &[&str])] = &[
 struct Fields(Vec<Option<Vec<u8>>>);
 
 impl TupleSink for Fields {
+    type Error = CopyError;
     fn header(&mut self, _: &[u8]) -> Result<(), CopyError> {
         Ok(())
     }

@@ -32,13 +32,15 @@ impl<'a> Tuple<'a> {
     }
 }
 
-/// Receives what the walker finds.
+/// Receives what the walker finds. Its own error type comes back out of `feed` as it is
+/// (the walker's malformed-data errors are converted into it).
 pub trait TupleSink {
+    type Error: From<CopyError>;
     /// The header, as it was in the input.
-    fn header(&mut self, raw: &[u8]) -> Result<(), CopyError>;
-    fn tuple(&mut self, tuple: Tuple<'_>) -> Result<(), CopyError>;
+    fn header(&mut self, raw: &[u8]) -> Result<(), Self::Error>;
+    fn tuple(&mut self, tuple: Tuple<'_>) -> Result<(), Self::Error>;
     /// The trailer, as it was in the input.
-    fn trailer(&mut self, raw: &[u8]) -> Result<(), CopyError>;
+    fn trailer(&mut self, raw: &[u8]) -> Result<(), Self::Error>;
 }
 
 /// Malformed binary COPY data, with the row it was found in.
@@ -119,7 +121,7 @@ impl TupleWalker {
     }
 
     /// Walks the next piece of the stream; any split is fine.
-    pub fn feed(&mut self, mut input: &[u8], sink: &mut impl TupleSink) -> Result<(), CopyError> {
+    pub fn feed<S: TupleSink>(&mut self, mut input: &[u8], sink: &mut S) -> Result<(), S::Error> {
         if !self.carry.is_empty() {
             loop {
                 let carry = std::mem::take(&mut self.carry);
@@ -268,7 +270,7 @@ impl TupleWalker {
         }
     }
 
-    fn process(&mut self, unit: &[u8], sink: &mut impl TupleSink) -> Result<(), CopyError> {
+    fn process<S: TupleSink>(&mut self, unit: &[u8], sink: &mut S) -> Result<(), S::Error> {
         match self.state {
             State::Header => {
                 let flags = u32::from_be_bytes([unit[11], unit[12], unit[13], unit[14]]);
@@ -280,7 +282,8 @@ impl TupleWalker {
                             "unknown critical flags 0x{:04x} in the header",
                             flags & 0xffff
                         ),
-                    ));
+                    )
+                    .into());
                 }
                 self.has_oids = flags & (1 << 16) != 0;
                 self.state = State::Tuples;
@@ -304,7 +307,7 @@ impl TupleWalker {
                     row: self.row,
                 })
             }
-            State::Done => Err(CopyError::at(Some(self.row), "data after the trailer")),
+            State::Done => Err(CopyError::at(Some(self.row), "data after the trailer").into()),
         }
     }
 }
@@ -324,6 +327,7 @@ mod tests {
     }
 
     impl TupleSink for Recorder {
+        type Error = CopyError;
         fn header(&mut self, raw: &[u8]) -> Result<(), CopyError> {
             self.header = raw.to_vec();
             Ok(())

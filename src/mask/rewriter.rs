@@ -74,7 +74,6 @@ pub struct Rewriter {
     walker: TupleWalker,
     out: BytesMut,
     out_fields: u16,
-    error: Option<MaskError>,
 }
 
 impl Rewriter {
@@ -90,7 +89,6 @@ impl Rewriter {
             walker: TupleWalker::new(Some(n)),
             out: BytesMut::with_capacity(256 * 1024),
             out_fields,
-            error: None,
         }
     }
 
@@ -111,12 +109,8 @@ impl super::CopyRewriter for Rewriter {
             plan: &mut self.plan,
             out: &mut self.out,
             out_fields: self.out_fields,
-            error: &mut self.error,
         };
-        match self.walker.feed(data, &mut emit) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.error.take().unwrap_or_else(|| e.into())),
-        }
+        self.walker.feed(data, &mut emit)
     }
 
     /// The rewritten bytes so far; the caller sends and clears them.
@@ -135,11 +129,12 @@ struct Emit<'a> {
     plan: &'a mut MaskPlan,
     out: &'a mut BytesMut,
     out_fields: u16,
-    error: &'a mut Option<MaskError>,
 }
 
 impl TupleSink for Emit<'_> {
-    fn header(&mut self, raw: &[u8]) -> Result<(), CopyError> {
+    type Error = MaskError;
+
+    fn header(&mut self, raw: &[u8]) -> Result<(), MaskError> {
         // The target gets a plain header: no OIDs, no extension.
         let _ = raw;
         crate::copy::write_header(self.out);
@@ -147,7 +142,7 @@ impl TupleSink for Emit<'_> {
     }
 
     #[inline]
-    fn tuple(&mut self, t: Tuple<'_>) -> Result<(), CopyError> {
+    fn tuple(&mut self, t: Tuple<'_>) -> Result<(), MaskError> {
         let bytes = t.bytes;
         // The count, then runs of kept fields copied whole.
         self.out.put_u16(self.out_fields);
@@ -180,14 +175,10 @@ impl TupleSink for Emit<'_> {
                             self.out.put_i32(-1);
                         }
                         Err(message) => {
-                            *self.error = Some(MaskError {
+                            return Err(MaskError {
                                 row: Some(t.row),
                                 column: Some(name.clone()),
                                 message,
-                            });
-                            return Err(CopyError {
-                                row: Some(t.row),
-                                message: "masking failed".into(),
                             });
                         }
                     }
@@ -199,7 +190,7 @@ impl TupleSink for Emit<'_> {
         Ok(())
     }
 
-    fn trailer(&mut self, _: &[u8]) -> Result<(), CopyError> {
+    fn trailer(&mut self, _: &[u8]) -> Result<(), MaskError> {
         crate::copy::write_trailer(self.out);
         Ok(())
     }
