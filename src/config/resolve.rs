@@ -8,6 +8,9 @@ use std::collections::HashMap;
 
 use super::{ConfigError, MaskingConfig, Unlisted};
 use crate::catalog::{Catalog, Column, ConstraintKind, QualifiedName, Table};
+use std::sync::Arc;
+
+use crate::mask::remap::{OidMap, Remap};
 use crate::mask::spec::HashEncoding;
 use crate::mask::{build, ColumnAction, ColumnSpec, MaskKey, MaskPlan, StrategySpec};
 use crate::types::TypeKind;
@@ -29,6 +32,7 @@ pub struct ResolvedColumn {
     pub name: String,
     pub quoted: String,
     pub type_name: String,
+    pub type_oid: u32,
     pub strategy: StrategySpec,
     pub source: RuleSource,
     /// Generated columns are computed by the target: not copied.
@@ -49,10 +53,17 @@ pub struct ResolvedTable {
 
 impl ResolvedTable {
     /// The rewriter's plan for this table's COPY (copied columns, in order).
-    pub fn plan(&self, key: Option<&MaskKey>) -> Result<MaskPlan, String> {
+    /// The plan for one unit of this table. `oids` maps user type OIDs to the target's: a
+    /// kept column whose binary values embed them (arrays and records of user types) gets
+    /// its OIDs rewritten, unless the table travels as text (`text_fallback`: no OIDs there).
+    pub fn plan(&self, key: Option<&MaskKey>, oids: &Arc<OidMap>) -> Result<MaskPlan, String> {
+        let binary = self.text_fallback.is_empty();
         let mut columns = Vec::new();
         for c in self.columns.iter().filter(|c| c.copied) {
             let action = match &c.strategy {
+                StrategySpec::Keep if binary && oids.remaps(c.type_oid) => {
+                    ColumnAction::Mask(Box::new(Remap::new(oids.clone(), c.type_oid)))
+                }
                 StrategySpec::Keep => ColumnAction::Keep,
                 StrategySpec::Default => ColumnAction::Omit,
                 s => {
@@ -417,6 +428,7 @@ pub fn resolve(
                 name: col.name.clone(),
                 quoted: col.quoted.clone(),
                 type_name: col.type_name.clone(),
+                type_oid: col.type_oid,
                 strategy,
                 source,
                 copied: col.generated.is_none(),

@@ -11,8 +11,6 @@ use super::units::Unit;
 use crate::catalog::{self, Table};
 use crate::conn::Connection;
 use crate::error::{Error, ErrorKind};
-use crate::mask::remap::{OidKind, OidMap, Remap, FIRST_NORMAL_OID};
-use crate::mask::ColumnAction;
 
 /// What a copied unit did.
 pub struct Copied {
@@ -82,8 +80,9 @@ pub async fn copy_unit(
             format!("unit {} has no masking plan", unit.key()),
         )
     })?;
-    let mut plan = resolved
-        .plan(shared.key.as_ref())
+    // Columns whose binary values embed type OIDs get them rewritten, decided in the plan.
+    let plan = resolved
+        .plan(shared.key.as_ref(), &shared.oids)
         .map_err(|m| Error::new(ErrorKind::Mask, m))?;
     // A column type without binary I/O makes the whole table travel in text format.
     let text = !resolved.text_fallback.is_empty();
@@ -92,17 +91,6 @@ pub async fn copy_unit(
             "table.fallback_text",
             json!({ "table": table.name.to_string(), "columns": resolved.text_fallback }),
         );
-    }
-    // Columns whose binary values embed type OIDs have them rewritten (text has no OIDs).
-    for (name, action) in plan.columns.iter_mut().filter(|_| !text) {
-        if let (ColumnAction::Keep, Some(col)) =
-            (&*action, table.columns.iter().find(|c| &c.name == name))
-        {
-            if needs_remap(&shared.oids, col.type_oid) {
-                *action =
-                    ColumnAction::Mask(Box::new(Remap::new(shared.oids.clone(), col.type_oid)));
-            }
-        }
     }
     let masked: Vec<String> = resolved
         .columns
@@ -283,12 +271,4 @@ fn row_security(e: Error, table: &str) -> Error {
         );
     }
     e
-}
-
-fn needs_remap(oids: &OidMap, type_oid: u32) -> bool {
-    match oids.map.get(&type_oid) {
-        Some((_, OidKind::Composite)) => true,
-        Some((_, OidKind::Array { elem })) => *elem >= FIRST_NORMAL_OID,
-        _ => false,
-    }
 }

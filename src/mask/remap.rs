@@ -32,26 +32,13 @@ pub struct OidMap {
 }
 
 impl OidMap {
-    pub fn needs_remap(&self, oid: u32, builtin_kind: impl Fn(u32) -> Option<OidKind>) -> bool {
-        match self
-            .map
-            .get(&oid)
-            .map(|m| m.1)
-            .or_else(|| builtin_kind(oid))
-        {
-            Some(OidKind::Composite) => true,
-            Some(OidKind::Array { elem }) => {
-                elem >= FIRST_NORMAL_OID
-                    || self
-                        .map
-                        .get(&elem)
-                        .is_some_and(|m| m.1 == OidKind::Composite)
-            }
-            _ => {
-                oid >= FIRST_NORMAL_OID
-                    && self.map.contains_key(&oid)
-                    && self.map[&oid].1 != OidKind::Plain
-            }
+    /// Whether binary values of type `oid` embed OIDs of user types (a composite, or an array
+    /// of user-defined elements), which must be rewritten to the target's.
+    pub fn remaps(&self, oid: u32) -> bool {
+        match self.map.get(&oid) {
+            Some((_, OidKind::Composite)) => true,
+            Some((_, OidKind::Array { elem })) => *elem >= FIRST_NORMAL_OID,
+            _ => false,
         }
     }
 
