@@ -263,3 +263,28 @@ fn config_errors_explain() {
     .unwrap()
     .contains("integer"));
 }
+
+#[test]
+fn luhn_check_digits_are_right_and_separators_stay() {
+    // The classic example: 7992739871 has check digit 3.
+    let mut s = String::from("79927398710");
+    set_luhn_check_digit(&mut s);
+    assert_eq!(s, "79927398713");
+    let mut s = String::from("4111-1111-1111-1110");
+    set_luhn_check_digit(&mut s);
+    assert_eq!(s, "4111-1111-1111-1111");
+    for n in 0..2000u64 {
+        let mut s = format!(
+            "{:04}-{:04} {:05}",
+            n % 10_000,
+            (n * 7919) % 10_000,
+            n * 31 % 100_000
+        );
+        set_luhn_check_digit(&mut s);
+        assert!(luhn_valid(&s), "{s}");
+        assert_eq!(s.len(), 15);
+    }
+    let mut one = String::from("a7b");
+    set_luhn_check_digit(&mut one);
+    assert_eq!(one, "a7b", "one digit has no payload to check");
+}

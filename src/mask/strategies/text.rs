@@ -216,27 +216,35 @@ impl Strategy for Digits {
     }
 }
 
-/// Replaces the last digit of `s` with the Luhn check digit of the digits before it.
+/// Replaces the last digit of `s` with the Luhn check digit of the digits before it, without
+/// allocating (this runs once per masked value).
 pub fn set_luhn_check_digit(s: &mut String) {
-    let digits: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
-    if digits.len() < 2 {
+    let Some(pos) = s.rfind(|c: char| c.is_ascii_digit()) else {
+        return;
+    };
+    let mut sum = 0;
+    let mut count = 0;
+    // The digits before the check digit, right to left: the first, third... are doubled.
+    for d in s[..pos].chars().rev().filter_map(|c| c.to_digit(10)) {
+        let v = if count % 2 == 0 {
+            let v = d * 2;
+            if v > 9 {
+                v - 9
+            } else {
+                v
+            }
+        } else {
+            d
+        };
+        sum += v;
+        count += 1;
+    }
+    if count == 0 {
         return;
     }
-    let payload = &digits[..digits.len() - 1];
-    let mut sum = 0;
-    for (i, d) in payload.iter().rev().enumerate() {
-        let mut v = *d;
-        if i % 2 == 0 {
-            v *= 2;
-            if v > 9 {
-                v -= 9;
-            }
-        }
-        sum += v;
-    }
-    let check = (10 - sum % 10) % 10;
-    if let Some(pos) = s.rfind(|c: char| c.is_ascii_digit()) {
-        s.replace_range(pos..pos + 1, &check.to_string());
+    let check = [b'0' + ((10 - sum % 10) % 10) as u8];
+    if let Ok(digit) = std::str::from_utf8(&check) {
+        s.replace_range(pos..pos + 1, digit);
     }
 }
 
