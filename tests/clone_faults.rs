@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use support::fault::{Cut, FaultProxy};
@@ -87,42 +87,10 @@ async fn dropped_connections_are_retried_and_resume_finishes_the_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_then_resume_gives_the_same_target() {
     let c = cluster();
-    let (code, out) = run(clone_cmd(
-        &c,
-        c.port(),
-        c.port(),
-        "reference",
-        &["--jobs", "1"],
-    ))
-    .await;
-    assert_eq!(code, 0, "{out}");
-    let reference = fingerprint(&c, "reference");
+    let reference = fixture_clone::reference(&c).await;
 
-    let audit = c.socket_dir().parent().unwrap().join("killed.jsonl");
-    let mut cmd = clone_cmd(
-        &c,
-        c.port(),
-        c.port(),
-        "faulted",
-        &["--jobs", "1", "--audit-log", audit.to_str().unwrap()],
-    );
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     // Kill it once a few units have committed.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let done = std::fs::read_to_string(&audit)
-            .unwrap_or_default()
-            .matches("\"table.end\"")
-            .count();
-        if done >= 5 || std::time::Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let (mut child, _) = fixture_clone::clone_until(&c, "faulted", "killed.jsonl", 5).await;
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success());
@@ -143,40 +111,9 @@ async fn kill_9_then_resume_gives_the_same_target() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_cleanly_and_resume_finishes() {
     let c = cluster();
-    let (code, out) = run(clone_cmd(
-        &c,
-        c.port(),
-        c.port(),
-        "reference",
-        &["--jobs", "1"],
-    ))
-    .await;
-    assert_eq!(code, 0, "{out}");
-    let reference = fingerprint(&c, "reference");
+    let reference = fixture_clone::reference(&c).await;
 
-    let audit = c.socket_dir().parent().unwrap().join("interrupted.jsonl");
-    let mut cmd = clone_cmd(
-        &c,
-        c.port(),
-        c.port(),
-        "faulted",
-        &["--jobs", "1", "--audit-log", audit.to_str().unwrap()],
-    );
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::fs::read_to_string(&audit)
-        .unwrap_or_default()
-        .matches("\"table.end\"")
-        .count()
-        < 3
-        && std::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let (child, audit) = fixture_clone::clone_until(&c, "faulted", "interrupted.jsonl", 3).await;
     // SIGINT, as Ctrl-C sends.
     assert!(Command::new("kill")
         .args(["-INT", &child.id().to_string()])

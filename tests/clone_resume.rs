@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::fault::{Cut, FaultProxy};
@@ -34,16 +34,7 @@ fn signal(pid: u32, sig: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_cleanly_a_second_signal_at_once_and_resume_finishes() {
     let c = fixture_clone::cluster(&["reference", "faulted"]);
-    let (code, out) = run(clone_cmd(
-        &c,
-        c.port(),
-        c.port(),
-        "reference",
-        &["--jobs", "1"],
-    ))
-    .await;
-    assert_eq!(code, 0, "{out}");
-    let reference = fingerprint(&c, "reference");
+    let reference = fixture_clone::reference(&c).await;
 
     // One signal: a clean stop with the report; then two (the second exits at once). Either
     // way, what committed is kept and --resume finishes exactly.
@@ -53,19 +44,8 @@ async fn sigterm_stops_cleanly_a_second_signal_at_once_and_resume_finishes() {
     {
         c.psql("postgres", "DROP DATABASE faulted");
         c.psql("postgres", "CREATE DATABASE faulted OWNER cloner");
-        let audit = c
-            .socket_dir()
-            .parent()
-            .unwrap()
-            .join(format!("term{round}.jsonl"));
-        let child = spawn(clone_cmd(
-            &c,
-            c.port(),
-            c.port(),
-            "faulted",
-            &["--jobs", "1", "--audit-log", audit.to_str().unwrap()],
-        ));
-        wait_for_events(&audit, "table.end", 3).await;
+        let (child, audit) =
+            fixture_clone::clone_until(&c, "faulted", &format!("term{round}.jsonl"), 3).await;
         for s in signals {
             signal(child.id(), s);
         }
@@ -100,30 +80,9 @@ async fn sigterm_stops_cleanly_a_second_signal_at_once_and_resume_finishes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_redoes_tables_lost_on_the_target_and_starts_when_nothing_committed() {
     let c = fixture_clone::cluster(&["reference", "faulted", "fresh"]);
-    let (code, out) = run(clone_cmd(
-        &c,
-        c.port(),
-        c.port(),
-        "reference",
-        &["--jobs", "1"],
-    ))
-    .await;
-    assert_eq!(code, 0, "{out}");
-    let reference = fingerprint(&c, "reference");
+    let reference = fixture_clone::reference(&c).await;
 
-    let audit = c.socket_dir().parent().unwrap().join("killed.jsonl");
-    let mut child = clone_cmd(
-        &c,
-        c.port(),
-        c.port(),
-        "faulted",
-        &["--jobs", "1", "--audit-log", audit.to_str().unwrap()],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    wait_for_events(&audit, "table.end", 8).await;
+    let (mut child, _) = fixture_clone::clone_until(&c, "faulted", "killed.jsonl", 8).await;
     child.kill().unwrap();
     child.wait().unwrap();
     let done = c.psql(

@@ -66,14 +66,9 @@ pub async fn run(args: CloneArgs) -> i32 {
         },
         None => Arc::new(Audit::disabled()),
     };
-    let filter = match args.filter.filter() {
+    let filter = match args.filter.filter_or_exit() {
         Ok(f) => f,
-        Err(errors) => {
-            for e in errors {
-                eprintln!("privaci: {e}");
-            }
-            return exit::INVALID_CONFIG;
-        }
+        Err(code) => return code,
     };
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()

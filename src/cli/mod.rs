@@ -166,6 +166,16 @@ pub struct FilterArgs {
 }
 
 impl FilterArgs {
+    /// The filter, or (its errors printed) the exit code for a command-line mistake.
+    pub fn filter_or_exit(&self) -> Result<crate::catalog::Filter, i32> {
+        self.filter().map_err(|errors| {
+            for e in errors {
+                eprintln!("privaci: {e}");
+            }
+            exit::INVALID_CONFIG
+        })
+    }
+
     /// The filter with names folded as SQL reads them (bare names lower-cased, `"Quoted"`
     /// kept, `table` alone meaning `public.table`), as the masking config folds them; the
     /// errors name each flag that cannot be read.

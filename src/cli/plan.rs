@@ -31,14 +31,9 @@ pub async fn run(args: PlanArgs) -> i32 {
             return exit::INVALID_CONFIG;
         }
     };
-    let filter = match args.filter.filter() {
+    let filter = match args.filter.filter_or_exit() {
         Ok(f) => f,
-        Err(errors) => {
-            for e in errors {
-                eprintln!("privaci: {e}");
-            }
-            return exit::INVALID_CONFIG;
-        }
+        Err(code) => return code,
     };
     let (cat, misses) = match super::validate::load_catalog(&args.source, &filter).await {
         Ok(c) => c,

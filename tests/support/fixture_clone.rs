@@ -141,3 +141,45 @@ pub fn audit_events(path: &std::path::Path, event: &str) -> usize {
         .matches(&format!("\"event\":\"{event}\""))
         .count()
 }
+
+/// An uninterrupted one-worker clone of `mhd` into `reference`, and its fingerprint: what
+/// every interrupted-then-resumed clone must equal.
+pub async fn reference(c: &Cluster) -> Vec<String> {
+    let (code, out) = run(clone_cmd(
+        c,
+        c.port(),
+        c.port(),
+        "reference",
+        &["--jobs", "1"],
+    ))
+    .await;
+    assert_eq!(code, 0, "{out}");
+    fingerprint(c, "reference")
+}
+
+/// Starts a one-worker clone of `mhd` into `db` with an audit log named `name`, and waits
+/// until `units` units have committed. The run is still going when this returns.
+pub async fn clone_until(
+    c: &Cluster,
+    db: &str,
+    name: &str,
+    units: usize,
+) -> (Child, std::path::PathBuf) {
+    let audit = c.socket_dir().parent().unwrap().join(name);
+    let child = spawn(clone_cmd(
+        c,
+        c.port(),
+        c.port(),
+        db,
+        &["--jobs", "1", "--audit-log", audit.to_str().unwrap()],
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while audit_events(&audit, "table.end") < units {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {units} units"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    (child, audit)
+}
