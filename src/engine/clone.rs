@@ -555,6 +555,12 @@ async fn execute(
         },
         key: opts.key.clone(),
         existing_schema: opts.schema_mode == SchemaMode::Existing,
+        plans: p
+            .resolved
+            .iter()
+            .filter(|r| !r.partitioned)
+            .map(|r| (r.table.clone(), r.plan(opts.key.as_ref(), &oids)))
+            .collect(),
         resolved: p
             .resolved
             .into_iter()

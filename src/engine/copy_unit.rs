@@ -81,8 +81,11 @@ pub async fn copy_unit(
         )
     })?;
     // Columns whose binary values embed type OIDs get them rewritten, decided in the plan.
-    let plan = resolved
-        .plan(shared.key.as_ref(), &shared.oids)
+    let plan = shared
+        .plans
+        .get(&unit.table)
+        .cloned()
+        .unwrap_or_else(|| Err(format!("unit {} has no masking plan", unit.key())))
         .map_err(|m| Error::new(ErrorKind::Mask, m))?;
     // A column type without binary I/O makes the whole table travel in text format.
     let text = !resolved.text_fallback.is_empty();

@@ -15,7 +15,7 @@ use crate::conn::CancelToken;
 use crate::conninfo::Config;
 use crate::error::Error;
 use crate::mask::remap::OidMap;
-use crate::mask::MaskKey;
+use crate::mask::{MaskKey, MaskPlan};
 use crate::schema::Step;
 
 /// A unit's outcome in the final report.
@@ -105,6 +105,9 @@ pub struct Shared {
     pub existing_schema: bool,
     pub catalog: Catalog,
     pub resolved: HashMap<QualifiedName, ResolvedTable>,
+    /// Each table's masking plan, built once (strategies checked before any row moves) and
+    /// cloned for each of its units.
+    pub plans: HashMap<QualifiedName, Result<MaskPlan, String>>,
     pub oids: Arc<OidMap>,
     pub queue: Mutex<VecDeque<Unit>>,
     pub loaded: Mutex<HashSet<QualifiedName>>,

@@ -122,7 +122,7 @@ impl Class {
 /// Buffers a text permutation reuses from call to call, so masking allocates nothing per row,
 /// and the keyed shuffles of small domains (one per class pattern). A `TextWork` belongs to
 /// one PRF: the shuffles it keeps are that PRF's.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct TextWork {
     digits: Vec<(Class, u32)>,
     pattern: Vec<u8>,

@@ -79,6 +79,7 @@ pub fn parse_path(path: &str) -> Result<Vec<Seg>, String> {
     Ok(segs)
 }
 
+#[derive(Clone)]
 pub struct JsonPaths {
     rules: Vec<(Vec<Seg>, Box<dyn Strategy>, bool)>,
     jsonb: bool,

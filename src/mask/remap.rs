@@ -58,6 +58,7 @@ impl OidMap {
 }
 
 /// Copies a value, rewriting the OIDs it embeds.
+#[derive(Clone)]
 pub struct Remap {
     map: Arc<OidMap>,
     /// The column's type: an array or a composite.

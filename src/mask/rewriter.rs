@@ -9,6 +9,7 @@ use super::strategies::{Outcome, Strategy};
 use crate::copy::{CopyError, Tuple, TupleSink, TupleWalker};
 
 /// What happens to one source column.
+#[derive(Clone)]
 pub enum ColumnAction {
     Keep,
     /// Left out of the target COPY (the `default` strategy).
@@ -18,6 +19,7 @@ pub enum ColumnAction {
 
 /// A table's plan: one action per column of the source COPY, in order, with the names for
 /// error messages.
+#[derive(Clone)]
 pub struct MaskPlan {
     pub columns: Vec<(String, ColumnAction)>,
 }

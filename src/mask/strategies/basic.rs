@@ -7,6 +7,7 @@ use crate::mask::spec::ColumnSpec;
 use crate::types::numeric::{fit_numeric_scale, Numeric};
 use crate::types::{Date, TypeKind, Value};
 
+#[derive(Clone)]
 pub(super) struct Keep;
 
 impl Strategy for Keep {
@@ -16,6 +17,7 @@ impl Strategy for Keep {
     }
 }
 
+#[derive(Clone)]
 pub(super) struct NullOut;
 
 impl Strategy for NullOut {
@@ -24,6 +26,7 @@ impl Strategy for NullOut {
     }
 }
 
+#[derive(Clone)]
 pub(super) struct Fixed {
     pub(super) bytes: Vec<u8>,
 }

@@ -34,9 +34,27 @@ pub enum Outcome {
     Null,
 }
 
-/// Rewrites non-NULL values of one column. Owned by one rewriter, so it may keep caches.
-pub trait Strategy: Send {
+/// Rewrites non-NULL values of one column. Owned by one rewriter, so it may keep caches. A
+/// table's plan is built once and cloned for each of its units (chunks run in parallel).
+pub trait Strategy: Send + Sync + StrategyClone {
     fn mask(&mut self, input: &[u8], out: &mut BytesMut) -> Result<Outcome, String>;
+}
+
+/// Cloning a boxed strategy (with its caches as they are).
+pub trait StrategyClone {
+    fn clone_box(&self) -> Box<dyn Strategy>;
+}
+
+impl<T: Strategy + Clone + 'static> StrategyClone for T {
+    fn clone_box(&self) -> Box<dyn Strategy> {
+        Box::new(self.clone())
+    }
+}
+
+impl Clone for Box<dyn Strategy> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
 }
 
 fn text_kind(kind: &TypeKind) -> bool {

@@ -8,6 +8,7 @@ use crate::mask::spec::ColumnSpec;
 use crate::types::numeric::Numeric;
 use crate::types::{decode, Value};
 
+#[derive(Clone)]
 pub(super) struct Noise {
     pub(super) prf: Prf,
     pub(super) ratio: f64,

@@ -7,6 +7,7 @@ use crate::mask::key::Prf;
 use crate::types::datetime::{DATE_MAX, DATE_MIN, TIMESTAMP_MAX, TIMESTAMP_MIN};
 use crate::types::{Date, Timestamp, TypeKind};
 
+#[derive(Clone)]
 pub(super) struct DateShift {
     pub(super) prf: Prf,
     pub(super) max_days: u32,

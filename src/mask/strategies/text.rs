@@ -13,6 +13,7 @@ use crate::mask::lists;
 use crate::mask::spec::{ColumnSpec, HashEncoding, StrategySpec};
 use crate::types::TypeKind;
 
+#[derive(Clone)]
 pub(super) struct Redact {
     pub(super) keep_first: usize,
     pub(super) keep_last: usize,
@@ -44,6 +45,7 @@ impl Strategy for Redact {
     }
 }
 
+#[derive(Clone)]
 pub(super) struct Hash {
     pub(super) prf: Prf,
     pub(super) encoding: HashEncoding,
@@ -80,6 +82,7 @@ impl Strategy for Hash {
     }
 }
 
+#[derive(Clone)]
 pub(super) struct Email {
     pub(super) local: Prf,
     pub(super) domain: Prf,
@@ -135,6 +138,7 @@ impl Strategy for Email {
     }
 }
 
+#[derive(Clone)]
 pub(super) struct Pick {
     pub(super) prf: Prf,
     pub(super) what: StrategySpec,
@@ -181,6 +185,7 @@ impl Strategy for Pick {
     }
 }
 
+#[derive(Clone)]
 pub(super) struct Digits {
     pub(super) prf: Prf,
     pub(super) luhn: bool,

@@ -8,6 +8,7 @@ use crate::mask::key::Prf;
 use crate::mask::spec::ColumnSpec;
 use crate::types::TypeKind;
 
+#[derive(Clone)]
 pub(super) struct Tokenize {
     pub(super) prf: Prf,
     pub(super) col: ColumnSpec,
