@@ -46,20 +46,22 @@ impl TextRewriter {
             return Ok(());
         }
         self.rows += 1;
-        let fields: Vec<&[u8]> = body.split(|&b| b == b'\t').collect();
-        if fields.len() != self.plan.columns.len() {
+        // Fields are walked twice (counted, then rewritten) rather than collected: nothing is
+        // allocated per row.
+        let fields = || body.split(|&b| b == b'\t');
+        let count = fields().count();
+        if count != self.plan.columns.len() {
             return Err(MaskError {
                 row: Some(self.rows),
                 column: None,
                 message: format!(
-                    "row has {} fields, but the table has {} columns",
-                    fields.len(),
+                    "row has {count} fields, but the table has {} columns",
                     self.plan.columns.len()
                 ),
             });
         }
         let mut first = true;
-        for (field, (name, action)) in fields.iter().zip(self.plan.columns.iter_mut()) {
+        for (field, (name, action)) in fields().zip(self.plan.columns.iter_mut()) {
             if matches!(action, ColumnAction::Omit) {
                 continue;
             }
@@ -68,7 +70,7 @@ impl TextRewriter {
             }
             first = false;
             match action {
-                ColumnAction::Mask(strategy) if *field != b"\\N" => {
+                ColumnAction::Mask(strategy) if field != b"\\N" => {
                     unescape(field, &mut self.raw);
                     self.masked.clear();
                     match strategy.mask(&self.raw, &mut self.masked) {
