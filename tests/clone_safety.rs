@@ -99,6 +99,28 @@ fn existing_target(c: &Cluster, db: &str) {
     );
 }
 
+/// A one-worker clone of `src` into the existing schema of `dst`, started and waited for
+/// until its first unit (`big`, held up by a lock on the target) has begun.
+fn held_up_clone(c: &Cluster, audit: &std::path::Path, extra: &[&str]) -> Child {
+    let args = [
+        &[
+            "--schema",
+            "existing",
+            "--jobs",
+            "1",
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ][..],
+        extra,
+    ]
+    .concat();
+    let child = spawn(clone_cmd((c, "owner"), (c, "dst"), &args));
+    wait_for("the first unit to start", 30, || {
+        audit_events(audit, "table.start") >= 1
+    });
+    child
+}
+
 /// Holds a lock on `table` in `db` for `secs` seconds, in the background.
 fn hold_lock(c: &Cluster, db: &str, table: &str, mode: &str, secs: u32) -> Child {
     let child = c
@@ -131,21 +153,7 @@ fn ddl_on_the_source_waits_for_the_run_and_a_lock_it_cannot_get_is_named() {
     // The target holds up the copy of `big` (the first unit) for a few seconds (SHARE: reads
     // go on, loads wait).
     let hold = hold_lock(&c, "dst", "big", "SHARE", 4);
-    let run = spawn(clone_cmd(
-        (&c, "owner"),
-        (&c, "dst"),
-        &[
-            "--schema",
-            "existing",
-            "--jobs",
-            "1",
-            "--audit-log",
-            audit.to_str().unwrap(),
-        ],
-    ));
-    wait_for("the first unit to start", 30, || {
-        audit_events(&audit, "table.start") >= 1
-    });
+    let run = held_up_clone(&c, &audit, &[]);
     // TRUNCATE and a rewriting ALTER TABLE of tables not yet copied, committed mid-run.
     let truncate = c
         .psql_command("src", "TRUNCATE victim")
@@ -267,22 +275,7 @@ fn a_second_run_on_one_target_is_refused_and_names_the_first() {
     existing_target(&c, "dst");
     let audit = c.socket_dir().parent().unwrap().join("first.jsonl");
     let hold = hold_lock(&c, "dst", "big", "SHARE", 10);
-    let first = spawn(clone_cmd(
-        (&c, "owner"),
-        (&c, "dst"),
-        &[
-            "--schema",
-            "existing",
-            "--jobs",
-            "1",
-            "--keep-state",
-            "--audit-log",
-            audit.to_str().unwrap(),
-        ],
-    ));
-    wait_for("the first run to start copying", 30, || {
-        audit_events(&audit, "table.start") >= 1
-    });
+    let first = held_up_clone(&c, &audit, &["--keep-state"]);
     for extra in [
         &["--schema", "existing"][..],
         &["--schema", "existing", "--resume"][..],
