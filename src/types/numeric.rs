@@ -135,6 +135,106 @@ impl fmt::Display for Numeric {
     }
 }
 
+/// A finite numeric in binary wire form read as an integer count of `10^-dscale` units:
+/// `(value * 10^dscale, dscale)`. `None` for NaN and infinities, malformed input, or a value
+/// that does not fit in an `i128` (about 38 digits); no allocation.
+pub fn wire_to_scaled(b: &[u8]) -> Option<(i128, u16)> {
+    if b.len() < 8 {
+        return None;
+    }
+    let n = u16::from_be_bytes([b[0], b[1]]) as usize;
+    if b.len() != 8 + 2 * n {
+        return None;
+    }
+    let weight = i16::from_be_bytes([b[2], b[3]]) as i32;
+    let sign = u16::from_be_bytes([b[4], b[5]]);
+    let dscale = u16::from_be_bytes([b[6], b[7]]);
+    if sign != SIGN_POS && sign != SIGN_NEG {
+        return None;
+    }
+    // Digits run from base-10000 place `weight` down; the fraction has `groups` places.
+    let groups = (dscale as i32 + 3) / 4;
+    let lowest = weight - n as i32 + 1;
+    if lowest < -groups {
+        // Digits below the display scale: not something the server sends.
+        return None;
+    }
+    // The last fraction place holds only `4 - pad` shown digits (the rest are zero padding),
+    // so it counts for 10^(4 - pad), not 10000: no intermediate value exceeds the result.
+    let pad = (groups * 4 - dscale as i32) as u32;
+    let place = |p: i32| {
+        if p == -groups {
+            10i128.pow(4 - pad)
+        } else {
+            10000
+        }
+    };
+    let mut acc: i128 = 0;
+    for i in 0..n {
+        let d = i16::from_be_bytes([b[8 + 2 * i], b[9 + 2 * i]]);
+        if !(0..10000).contains(&d) {
+            return None;
+        }
+        let p = weight - i as i32;
+        let d = if p == -groups {
+            d as i128 / 10i128.pow(pad)
+        } else {
+            d as i128
+        };
+        acc = acc.checked_mul(place(p))?.checked_add(d)?;
+    }
+    for p in (-groups..lowest).rev() {
+        acc = acc.checked_mul(place(p))?;
+    }
+    Some((if sign == SIGN_NEG { -acc } else { acc }, dscale))
+}
+
+/// Writes `v * 10^-dscale` as a binary numeric with that display scale, as the server would
+/// (no leading or trailing zero digits); no allocation.
+pub fn put_scaled(out: &mut bytes::BytesMut, v: i128, dscale: u16) {
+    use bytes::BufMut;
+    let groups = (dscale as u32).div_ceil(4);
+    let pad = groups * 4 - dscale as u32;
+    let mut abs = v.unsigned_abs();
+    // Base-10000 digits, least significant first; place of digits[i] is i - groups. The
+    // lowest fraction place shows `4 - pad` digits, padded with zeros on the right.
+    let mut digits = [0i16; 12];
+    let mut len = 0;
+    if groups > 0 {
+        let shown = 10u128.pow(4 - pad);
+        digits[0] = ((abs % shown) * 10u128.pow(pad)) as i16;
+        abs /= shown;
+        len = 1;
+    }
+    while abs > 0 {
+        digits[len] = (abs % 10000) as i16;
+        abs /= 10000;
+        len += 1;
+    }
+    while len > 0 && digits[len - 1] == 0 {
+        len -= 1;
+    }
+    let mut low = 0;
+    while low < len && digits[low] == 0 {
+        low += 1;
+    }
+    let (weight, sign) = if low == len {
+        (0i16, SIGN_POS)
+    } else {
+        (
+            len as i16 - 1 - groups as i16,
+            if v < 0 { SIGN_NEG } else { SIGN_POS },
+        )
+    };
+    out.put_u16((len - low) as u16);
+    out.put_i16(weight);
+    out.put_u16(sign);
+    out.put_u16(dscale);
+    for d in digits[low..len].iter().rev() {
+        out.put_i16(*d);
+    }
+}
+
 /// Rounds (half away from zero) or pads a numeric to `scale` fraction digits, exactly on its
 /// decimal digits; `None` if it then needs more than `precision` digits.
 pub fn fit_numeric_scale(n: &Numeric, precision: u32, scale: u32) -> Option<Numeric> {
@@ -215,6 +315,49 @@ mod tests {
             (1, 3, &[1, 2345, 6780][..])
         );
         assert!(Numeric::from_decimal_str("1e5").is_none());
+    }
+
+    fn wire(n: &Numeric) -> bytes::BytesMut {
+        let mut out = bytes::BytesMut::new();
+        crate::types::Value::Numeric(n.clone()).encode(&mut out);
+        out
+    }
+
+    #[test]
+    fn scaled_integers_round_trip_the_wire_form() {
+        for (s, want) in [
+            ("0", 0i128),
+            ("0.000", 0),
+            ("1", 1),
+            ("-1", -1),
+            ("12345.678", 12345678),
+            ("-0.0001", -1),
+            ("10000", 10000),
+            ("100000000.00000001", 10000000000000001),
+            ("1.50", 150),
+            ("0.00012", 12),
+            (
+                "99999999999999999999999999999999999.99",
+                9999999999999999999999999999999999999,
+            ),
+        ] {
+            let n = Numeric::from_decimal_str(s).unwrap();
+            let bytes = wire(&n);
+            let (v, scale) = wire_to_scaled(&bytes).unwrap();
+            assert_eq!((v, scale), (want, n.dscale), "{s}");
+            let mut back = bytes::BytesMut::new();
+            put_scaled(&mut back, v, scale);
+            assert_eq!(&back[..], &bytes[..], "{s}");
+        }
+        let huge = Numeric::from_decimal_str(&"9".repeat(60)).unwrap();
+        assert!(wire_to_scaled(&wire(&huge)).is_none());
+        let nan = Numeric {
+            weight: 0,
+            sign: SIGN_NAN,
+            dscale: 0,
+            digits: vec![],
+        };
+        assert!(wire_to_scaled(&wire(&nan)).is_none());
         assert!(Numeric::from_decimal_str("").is_none());
     }
 }
