@@ -1,5 +1,5 @@
 //! Keyed bijections (format-preserving permutations) built as Feistel networks whose round
-//! function is HMAC-SHA256: integers onto the same range (sign kept), 128-bit values, and
+//! function is the keyed PRF (AES-256-CMAC): integers onto the same range (sign kept), 128-bit values, and
 //! strings onto strings with the same character class at each position.
 
 use super::key::Prf;
@@ -27,7 +27,7 @@ pub fn permute_bits(prf: &Prf, value: u128, bits: u32) -> u128 {
     debug_assert!((1..=128).contains(&bits));
     if bits == 1 {
         // Two values: swap them or not, by the key.
-        return value ^ (prf.eval(&[b"bit"])[0] as u128 & 1);
+        return value ^ (prf.eval_block(&[b"bit"])[0] as u128 & 1);
     }
     let left_bits = bits / 2;
     let right_bits = bits - left_bits;
@@ -49,7 +49,7 @@ pub fn permute_bits(prf: &Prf, value: u128, bits: u32) -> u128 {
 /// The inverse of `permute_bits` (for tests and for proving bijectivity).
 pub fn unpermute_bits(prf: &Prf, value: u128, bits: u32) -> u128 {
     if bits == 1 {
-        return value ^ (prf.eval(&[b"bit"])[0] as u128 & 1);
+        return value ^ (prf.eval_block(&[b"bit"])[0] as u128 & 1);
     }
     let left_bits = bits / 2;
     let right_bits = bits - left_bits;
@@ -67,8 +67,7 @@ pub fn unpermute_bits(prf: &Prf, value: u128, bits: u32) -> u128 {
 
 #[inline]
 fn round_value(prf: &Prf, round: u8, half: u128, bits: u32) -> u128 {
-    let h = prf.eval(&[&[round, bits as u8], &half.to_be_bytes()]);
-    u128::from_be_bytes(h[..16].try_into().unwrap_or_default())
+    u128::from_be_bytes(prf.eval_block(&[&[round, bits as u8], &half.to_be_bytes()]))
 }
 
 /// A permutation of the signed `width`-bit integers that keeps the sign: non-negative values
@@ -266,32 +265,28 @@ fn keyed_shuffle(prf: &Prf, tweak: &[u8], domain: u32) -> Vec<u32> {
     table
 }
 
-/// Pseudo-random values from the PRF in counter mode.
+/// Pseudo-random values from the PRF's keystream.
 struct KeyStream<'a> {
-    prf: &'a Prf,
-    seed: [u8; 32],
-    block: [u8; 32],
+    stream: crate::mask::key::Stream<'a>,
+    block: [u8; 16],
     at: usize,
-    counter: u32,
 }
 
 impl<'a> KeyStream<'a> {
     fn new(prf: &'a Prf, parts: &[&[u8]]) -> KeyStream<'a> {
-        let seed = prf.eval(parts);
+        let mut stream = prf.stream(parts);
+        let block = stream.next_block();
         KeyStream {
-            prf,
-            seed,
-            block: seed,
+            stream,
+            block,
             at: 0,
-            counter: 0,
         }
     }
 
-    /// The next `N` bytes of the stream.
+    /// The next `N` bytes of the stream (N ≤ 16).
     fn take<const N: usize>(&mut self) -> [u8; N] {
         if self.at + N > self.block.len() {
-            self.counter += 1;
-            self.block = self.prf.eval(&[&self.seed, &self.counter.to_be_bytes()]);
+            self.block = self.stream.next_block();
             self.at = 0;
         }
         let mut out = [0u8; N];

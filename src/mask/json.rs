@@ -176,14 +176,17 @@ impl Strategy for JsonPaths {
             pos: 0,
             copied: 0,
         };
-        let result = doc.ws().and_then(|_| self.value(&mut doc, 0, out)).and_then(|_| {
-            doc.ws()?;
-            if doc.pos == text.len() {
-                Ok(())
-            } else {
-                Err(doc.bad())
-            }
-        });
+        let result = doc
+            .ws()
+            .and_then(|_| self.value(&mut doc, 0, out))
+            .and_then(|_| {
+                doc.ws()?;
+                if doc.pos == text.len() {
+                    Ok(())
+                } else {
+                    Err(doc.bad())
+                }
+            });
         if let Err(e) = result {
             out.truncate(mark);
             return Err(e);
@@ -772,12 +775,18 @@ mod tests {
         let mut s = paths(
             &[
                 ("$.card", StrategySpec::Null),
-                ("$.tags[1]", StrategySpec::Fixed { value: "x\"y".into() }),
+                (
+                    "$.tags[1]",
+                    StrategySpec::Fixed {
+                        value: "x\"y".into(),
+                    },
+                ),
             ],
             TypeKind::Jsonb,
         );
         let mut input = vec![1u8];
-        input.extend_from_slice(br#"{"card": {"n": "4111", "e": [1, 2]}, "tags": ["a", "b", "c"]}"#);
+        input
+            .extend_from_slice(br#"{"card": {"n": "4111", "e": [1, 2]}, "tags": ["a", "b", "c"]}"#);
         let mut out = BytesMut::new();
         s.mask(&input, &mut out).unwrap();
         assert_eq!(
@@ -811,7 +820,12 @@ mod tests {
         let mut s = paths(
             &[
                 ("$.n", StrategySpec::Digits { luhn: false }),
-                ("$.m", StrategySpec::Fixed { value: "gone".into() }),
+                (
+                    "$.m",
+                    StrategySpec::Fixed {
+                        value: "gone".into(),
+                    },
+                ),
             ],
             TypeKind::Json,
         );

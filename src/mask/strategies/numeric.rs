@@ -18,7 +18,7 @@ pub(super) struct Noise {
 impl Noise {
     /// A factor in [-ratio, ratio] from the value's own bytes.
     fn delta(&self, input: &[u8]) -> f64 {
-        let h = self.prf.eval(&[input]);
+        let h = self.prf.eval_block(&[input]);
         let x = u64::from_be_bytes(h[..8].try_into().unwrap_or_default()) >> 11;
         let unit = x as f64 / (1u64 << 53) as f64;
         (unit * 2.0 - 1.0) * self.ratio

@@ -17,7 +17,7 @@ pub(super) struct DateShift {
 impl DateShift {
     /// 1..=max_days days, either way, from the value's own bytes.
     fn offset_days(&self, input: &[u8]) -> i64 {
-        let h = self.prf.eval(&[input]);
+        let h = self.prf.eval_block(&[input]);
         let x = u64::from_be_bytes(h[..8].try_into().unwrap_or_default());
         let days = 1 + (x % self.max_days as u64) as i64;
         if h[8] & 1 == 0 {

@@ -196,15 +196,14 @@ pub(super) struct Digits {
 impl Strategy for Digits {
     fn mask(&mut self, input: &[u8], out: &mut BytesMut) -> Result<Outcome, String> {
         let text = text_of(input, &self.col)?;
-        let mut block = self.prf.eval(&[text.as_bytes()]);
+        let mut stream = self.prf.stream(&[text.as_bytes()]);
+        let mut block = stream.next_block();
         let mut s = std::mem::take(&mut self.scratch);
         let mut used = 0;
-        let mut counter = 0u32;
         for c in text.chars() {
             if c.is_ascii_digit() {
                 if used == block.len() {
-                    counter += 1;
-                    block = self.prf.eval(&[text.as_bytes(), &counter.to_be_bytes()]);
+                    block = stream.next_block();
                     used = 0;
                 }
                 s.push((b'0' + block[used] % 10) as char);
