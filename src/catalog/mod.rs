@@ -4,7 +4,10 @@
 //! rebuilt elsewhere is what the server would write itself. Objects that belong to
 //! extensions are left to `CREATE EXTENSION`.
 
+mod deps;
 mod queries;
+
+pub use deps::{Dep, ObjRef};
 
 pub use queries::quote_literal;
 
@@ -78,6 +81,7 @@ pub struct UserType {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sequence {
+    pub oid: u32,
     pub name: QualifiedName,
     pub data_type: String,
     pub start: i64,
@@ -229,6 +233,7 @@ pub struct View {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Function {
+    pub oid: u32,
     pub name: QualifiedName,
     /// As `pg_get_function_identity_arguments` writes them.
     pub arguments: String,
@@ -257,6 +262,8 @@ pub struct Catalog {
     pub views: Vec<View>,
     pub functions: Vec<Function>,
     pub triggers: Vec<Trigger>,
+    /// What must exist before what (from `pg_depend`), between user objects.
+    pub deps: Vec<Dep>,
     /// Objects that cannot be cloned, for pre-flight to list (kind, name, why).
     pub unsupported: Vec<(String, String, String)>,
 }

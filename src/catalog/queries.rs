@@ -12,12 +12,12 @@ fn not_extension_member(class: &str, oid: &str) -> String {
     format!("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{class}'::regclass AND d.objid = {oid} AND d.deptype = 'e')")
 }
 
-type Row = Vec<Option<String>>;
+pub(super) type Row = Vec<Option<String>>;
 
-struct Get<'a>(&'a Row, &'static str);
+pub(super) struct Get<'a>(pub(super) &'a Row, pub(super) &'static str);
 
 impl Get<'_> {
-    fn s(&self, i: usize) -> Result<String, Error> {
+    pub(super) fn s(&self, i: usize) -> Result<String, Error> {
         self.0
             .get(i)
             .cloned()
@@ -30,7 +30,7 @@ impl Get<'_> {
     fn i64(&self, i: usize) -> Result<i64, Error> {
         self.s(i)?.parse().map_err(|_| bad_row(self.1))
     }
-    fn u32(&self, i: usize) -> Result<u32, Error> {
+    pub(super) fn u32(&self, i: usize) -> Result<u32, Error> {
         self.s(i)?.parse().map_err(|_| bad_row(self.1))
     }
     fn bool(&self, i: usize) -> Result<bool, Error> {
@@ -56,7 +56,7 @@ impl Get<'_> {
     }
 }
 
-async fn rows(conn: &mut Connection, what: &str, sql: &str) -> Result<Vec<Row>, Error> {
+pub(super) async fn rows(conn: &mut Connection, what: &str, sql: &str) -> Result<Vec<Row>, Error> {
     conn.query_text(sql)
         .await
         .map_err(|e| catalog_error(what, e))
@@ -86,6 +86,7 @@ pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Err
     load_sequences(conn, &mut cat).await?;
     load_tables(conn, &mut cat).await?;
     load_indexes(conn, &mut cat).await?;
+    cat.deps = super::deps::load(conn).await?;
 
     for r in rows(conn, "views", &format!(
         "SELECT c.oid, n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind = 'm', c.relispopulated,
@@ -99,7 +100,7 @@ pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Err
 
     for r in rows(conn, "functions", &format!(
         "SELECT n.nspname, p.proname, quote_ident(n.nspname) || '.' || quote_ident(p.proname), pg_get_function_identity_arguments(p.oid),
-                CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) END, obj_description(p.oid, 'pg_proc'), p.prokind
+                CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) END, obj_description(p.oid, 'pg_proc'), p.prokind, p.oid
          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE {SYSTEM} AND {} ORDER BY p.oid",
         // Range constructors and the like depend internally on their type: they come with it.
@@ -107,7 +108,7 @@ pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Err
     {
         let g = Get(&r, "functions");
         match g.opt(4) {
-            Some(definition) => cat.functions.push(Function { name: g.name(0)?, arguments: g.s(3)?, definition, comment: g.opt(5) }),
+            Some(definition) => cat.functions.push(Function { oid: g.u32(7)?, name: g.name(0)?, arguments: g.s(3)?, definition, comment: g.opt(5) }),
             None => cat.unsupported.push(("aggregate or window function".into(), format!("{}({})", g.name(0)?, g.s(3)?), "privaci does not recreate aggregates; create it on the target by hand".into())),
         }
     }
@@ -229,7 +230,7 @@ async fn load_sequences(conn: &mut Connection, cat: &mut Catalog) -> Result<(), 
         "SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement,
                 s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
                 dn.nspname, dc.relname, quote_ident(dn.nspname) || '.' || quote_ident(dc.relname), quote_ident(a.attname), d.deptype,
-                has_sequence_privilege(c.oid, 'SELECT')
+                has_sequence_privilege(c.oid, 'SELECT'), c.oid
          FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
          LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
          LEFT JOIN pg_class dc ON dc.oid = d.refobjid LEFT JOIN pg_namespace dn ON dn.oid = dc.relnamespace
@@ -242,6 +243,7 @@ async fn load_sequences(conn: &mut Connection, cat: &mut Catalog) -> Result<(), 
             readable.push(name.quoted.clone());
         }
         cat.sequences.push(Sequence {
+            oid: g.u32(16)?,
             name,
             data_type: g.s(3)?,
             start: g.i64(4)?,

@@ -424,16 +424,26 @@ async fn execute(
 
     // Pre-data, all at once: a crash leaves all of it or none.
     let pre = schema::pre_data(&cat);
+    // Objects that could not be created (a view on an excluded table, say): reported as
+    // failures once the run's bookkeeping exists; everything else was created.
+    let mut skipped: Vec<(String, Error)> = Vec::new();
     if opts.schema_mode == SchemaMode::Create && !prior.done_steps.contains("pre-data") {
         log(quiet, "creating the schema on the target (pre-data)");
+        for name in schema::cycle_breaks(&cat) {
+            log(
+                quiet,
+                &format!("{name} is part of a dependency cycle: created before what it needs"),
+            );
+        }
         target
             .run("creating the schema", async |c| {
+                skipped.clear();
                 if state::step_done(c, "pre-data").await? {
                     return Ok(());
                 }
                 c.execute("BEGIN").await?;
                 let res = async {
-                    schema::apply(c, &pre).await?;
+                    skipped = schema::apply(c, &pre).await?;
                     c.execute(&format!("{}; COMMIT", state::step_done_sql("pre-data")))
                         .await
                 }
@@ -585,6 +595,9 @@ async fn execute(
         workers_alive: Mutex::new(jobs),
     });
     *lock(&stop.shared) = Some(shared.clone());
+    for (object, e) in &skipped {
+        shared.fail(None, object, e, None);
+    }
 
     let result = run_units(&shared, &mut coordinator, &mut target, jobs, report, mark).await;
     report.units = lock(&shared.reports).clone();

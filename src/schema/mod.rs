@@ -7,7 +7,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::catalog::{Catalog, ConstraintKind, QualifiedName, Table, TypeDef};
+mod order;
+
+use crate::catalog::{Catalog, ConstraintKind, ObjRef, QualifiedName, Table, TypeDef};
 use crate::conn::Connection;
 use crate::error::Error;
 
@@ -34,6 +36,16 @@ pub struct Step {
     /// What it creates, for messages: `table public.patients`.
     pub object: String,
     pub sql: String,
+    /// Rows do not need it (a function, a view, a default calling a function): if it fails,
+    /// the failure is reported and the schema goes on without it.
+    pub tolerant: bool,
+}
+
+impl Step {
+    fn tolerant(mut self) -> Step {
+        self.tolerant = true;
+        self
+    }
 }
 
 fn step(phase: Phase, table: Option<&QualifiedName>, object: String, sql: String) -> Step {
@@ -43,6 +55,7 @@ fn step(phase: Phase, table: Option<&QualifiedName>, object: String, sql: String
         needs: Vec::new(),
         object,
         sql,
+        tolerant: false,
     }
 }
 
@@ -50,12 +63,65 @@ fn literal(s: &str) -> String {
     crate::catalog::quote_literal(s)
 }
 
-/// Pre-data, in an order that satisfies dependencies.
+/// Ranks of pre-data kinds: among objects whose needs are met, lower ranks are created first
+/// (as pg_dump's type priorities).
+mod rank {
+    pub const SCHEMA: u8 = 0;
+    pub const EXTENSION: u8 = 1;
+    pub const TYPE: u8 = 2;
+    pub const FUNCTION: u8 = 3;
+    pub const SEQUENCE: u8 = 4;
+    pub const TABLE: u8 = 5;
+    pub const DEFAULT: u8 = 6;
+    pub const VIEW: u8 = 7;
+    pub const MATVIEW: u8 = 8;
+}
+
+/// Pre-data objects with their statements, and the edges pg_depend does not hold.
+struct Objects {
+    items: Vec<order::Item>,
+    steps: Vec<Vec<Step>>,
+    extra: Vec<(usize, usize)>,
+}
+
+impl Objects {
+    fn add(&mut self, key: Option<ObjRef>, rank: u8, name: String, steps: Vec<Step>) -> usize {
+        self.items.push(order::Item { key, rank, name });
+        self.steps.push(steps);
+        self.items.len() - 1
+    }
+}
+
+/// Column defaults set apart from their table, after it: those that call a function we
+/// create (which may itself need the table, as a function returning the table's rows).
+fn separate_defaults(cat: &Catalog) -> HashSet<(u32, i16)> {
+    let functions: HashSet<u32> = cat.functions.iter().map(|f| f.oid).collect();
+    cat.deps
+        .iter()
+        .filter_map(|d| match (d.from, d.to) {
+            (ObjRef::Default(t, n), ObjRef::Function(f)) if functions.contains(&f) => Some((t, n)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Pre-data: every object rows need and every view, each after what it needs.
 pub fn pre_data(cat: &Catalog) -> Vec<Step> {
-    let mut out = Vec::new();
+    ordered_pre_data(cat).0
+}
+
+/// Pre-data steps in order, the materialized views in their creation order (their refresh
+/// follows it), and the objects placed out of order to break a dependency cycle.
+fn ordered_pre_data(cat: &Catalog) -> (Vec<Step>, Vec<QualifiedName>, Vec<String>) {
+    let mut o = Objects {
+        items: Vec::new(),
+        steps: Vec::new(),
+        extra: Vec::new(),
+    };
     for s in &cat.schemas {
+        let mut steps = Vec::new();
         if s.name != "public" {
-            out.push(step(
+            steps.push(step(
                 Phase::PreData,
                 None,
                 format!("schema {}", s.name),
@@ -64,7 +130,7 @@ pub fn pre_data(cat: &Catalog) -> Vec<Step> {
         }
         if let Some(c) = &s.comment {
             if !(s.name == "public" && c == "standard public schema") {
-                out.push(step(
+                steps.push(step(
                     Phase::PreData,
                     None,
                     format!("comment on schema {}", s.name),
@@ -72,135 +138,126 @@ pub fn pre_data(cat: &Catalog) -> Vec<Step> {
                 ));
             }
         }
+        o.add(None, rank::SCHEMA, s.name.clone(), steps);
     }
     for e in &cat.extensions {
-        out.push(step(
+        let sql = format!(
+            "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}",
+            quote_ident_simple(&e.name),
+            quote_ident_simple(&e.schema)
+        );
+        let steps = vec![step(
             Phase::PreData,
             None,
             format!("extension {}", e.name),
-            format!(
-                "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}",
-                quote_ident_simple(&e.name),
-                quote_ident_simple(&e.schema)
-            ),
-        ));
+            sql,
+        )];
+        o.add(None, rank::EXTENSION, e.name.clone(), steps);
     }
-    for t in types_in_dependency_order(cat) {
-        let sql = match &t.def {
-            TypeDef::Enum { labels } => format!(
-                "CREATE TYPE {} AS ENUM ({})",
-                t.name.quoted,
-                labels
-                    .iter()
-                    .map(|l| literal(l))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            TypeDef::Domain {
-                base,
-                not_null,
-                default,
-                collation,
-                checks,
-            } => {
-                let mut s = format!("CREATE DOMAIN {} AS {base}", t.name.quoted);
-                if let Some(c) = collation {
-                    s += &format!(" COLLATE {c}");
-                }
-                if let Some(d) = default {
-                    s += &format!(" DEFAULT {d}");
-                }
-                if *not_null {
-                    s += " NOT NULL";
-                }
-                for (name, def) in checks {
-                    s += &format!(" CONSTRAINT {name} {def}");
-                }
-                s
-            }
-            TypeDef::Composite { attributes } => format!(
-                "CREATE TYPE {} AS ({})",
-                t.name.quoted,
-                attributes
-                    .iter()
-                    .map(|(n, ty)| format!("{n} {ty}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            TypeDef::Range { subtype, options } => {
-                let mut opts = vec![format!("subtype = {subtype}")];
-                opts.extend(options.iter().cloned());
-                format!(
-                    "CREATE TYPE {} AS RANGE ({})",
-                    t.name.quoted,
-                    opts.join(", ")
-                )
-            }
-        };
-        out.push(step(Phase::PreData, None, format!("type {}", t.name), sql));
+    let mut type_index: HashMap<u32, usize> = HashMap::new();
+    for t in &cat.types {
+        let mut steps = vec![step(
+            Phase::PreData,
+            None,
+            format!("type {}", t.name),
+            create_type(t),
+        )];
         if let Some(c) = &t.comment {
-            out.push(step(
+            steps.push(step(
                 Phase::PreData,
                 None,
                 format!("comment on type {}", t.name),
                 format!("COMMENT ON TYPE {} IS {}", t.name.quoted, literal(c)),
             ));
         }
+        let i = o.add(
+            Some(ObjRef::Type(t.oid)),
+            rank::TYPE,
+            t.name.to_string(),
+            steps,
+        );
+        type_index.insert(t.oid, i);
+    }
+    for t in &cat.types {
+        for d in &t.depends_on {
+            if let (Some(&from), Some(&to)) = (type_index.get(&t.oid), type_index.get(d)) {
+                o.extra.push((from, to));
+            }
+        }
     }
     for f in &cat.functions {
-        out.push(step(
+        let mut steps = vec![step(
             Phase::PreData,
             None,
             format!("function {}({})", f.name, f.arguments),
             f.definition.clone(),
-        ));
+        )
+        .tolerant()];
         if let Some(c) = &f.comment {
-            out.push(step(
-                Phase::PreData,
-                None,
-                format!("comment on function {}", f.name),
-                format!(
-                    "COMMENT ON FUNCTION {}({}) IS {}",
-                    f.name.quoted,
-                    f.arguments,
-                    literal(c)
-                ),
-            ));
+            steps.push(
+                step(
+                    Phase::PreData,
+                    None,
+                    format!("comment on function {}", f.name),
+                    format!(
+                        "COMMENT ON FUNCTION {}({}) IS {}",
+                        f.name.quoted,
+                        f.arguments,
+                        literal(c)
+                    ),
+                )
+                .tolerant(),
+            );
         }
+        o.add(
+            Some(ObjRef::Function(f.oid)),
+            rank::FUNCTION,
+            format!("{}({})", f.name, f.arguments),
+            steps,
+        );
     }
     for s in cat.sequences.iter().filter(|s| !s.identity) {
-        out.push(step(
+        let steps = vec![step(
             Phase::PreData,
             None,
             format!("sequence {}", s.name),
             format!("CREATE SEQUENCE {} {}", s.name.quoted, sequence_options(s)),
-        ));
+        )];
+        o.add(
+            Some(ObjRef::Relation(s.oid)),
+            rank::SEQUENCE,
+            s.name.to_string(),
+            steps,
+        );
     }
-    // Partitioned parents before their partitions.
-    let mut tables: Vec<&Table> = cat.tables.iter().collect();
-    tables.sort_by_key(|t| (t.parent.is_some(), t.name.clone()));
-    for t in &tables {
-        out.push(step(
+    let apart = separate_defaults(cat);
+    let mut table_index: HashMap<&QualifiedName, usize> = HashMap::new();
+    for t in &cat.tables {
+        let mut steps = vec![step(
             Phase::PreData,
             Some(&t.name),
             format!("table {}", t.name),
-            create_table(cat, t),
-        ));
+            create_table(cat, t, &apart),
+        )];
         if let Some(c) = &t.comment {
-            out.push(step(
+            steps.push(step(
                 Phase::PreData,
                 Some(&t.name),
                 format!("comment on table {}", t.name),
                 format!("COMMENT ON TABLE {} IS {}", t.name.quoted, literal(c)),
             ));
         }
-        for col in t
-            .columns
-            .iter()
-            .filter(|c| c.is_local || t.parent.is_none())
-        {
-            if let Some(c) = &col.comment {
-                out.push(step(
+        let parent = t
+            .parent
+            .as_ref()
+            .and_then(|p| cat.table(&p.schema, &p.name));
+        for col in &t.columns {
+            if let Some(c) = col
+                .comment
+                .as_ref()
+                .filter(|_| col.is_local || t.parent.is_none())
+            {
+                steps.push(step(
                     Phase::PreData,
                     Some(&t.name),
                     format!("comment on column {}.{}", t.name, col.name),
@@ -212,7 +269,120 @@ pub fn pre_data(cat: &Catalog) -> Vec<Step> {
                     ),
                 ));
             }
+            // A partition takes its parent's defaults when it is created; one of its own is
+            // set on it.
+            let inherited = parent
+                .and_then(|p| p.columns.iter().find(|pc| pc.name == col.name))
+                .and_then(|pc| pc.default.as_ref());
+            if let (Some(_), Some(d)) = (parent, &col.default) {
+                if Some(d) != inherited && !apart.contains(&(t.oid, col.attnum)) {
+                    steps.push(set_default(t, col, d));
+                }
+            }
         }
+        let i = o.add(
+            Some(ObjRef::Relation(t.oid)),
+            rank::TABLE,
+            t.name.to_string(),
+            steps,
+        );
+        table_index.insert(&t.name, i);
+    }
+    for t in &cat.tables {
+        if let (Some(&child), Some(&parent)) = (
+            table_index.get(&t.name),
+            t.parent.as_ref().and_then(|p| table_index.get(p)),
+        ) {
+            o.extra.push((child, parent));
+        }
+        for col in &t.columns {
+            if let (Some(d), true) = (&col.default, apart.contains(&(t.oid, col.attnum))) {
+                let i = o.add(
+                    Some(ObjRef::Default(t.oid, col.attnum)),
+                    rank::DEFAULT,
+                    format!("{}.{}", t.name, col.name),
+                    vec![set_default(t, col, d).tolerant()],
+                );
+                if let Some(&table) = table_index.get(&t.name) {
+                    o.extra.push((i, table));
+                }
+            }
+        }
+    }
+    for v in &cat.views {
+        let def = v.definition.trim_end().trim_end_matches(';');
+        let (kind, rank, sql) = if v.materialized {
+            (
+                "materialized view",
+                rank::MATVIEW,
+                format!(
+                    "CREATE MATERIALIZED VIEW {} AS\n{def}\nWITH NO DATA",
+                    v.name.quoted
+                ),
+            )
+        } else {
+            (
+                "view",
+                rank::VIEW,
+                format!("CREATE VIEW {} AS\n{def}", v.name.quoted),
+            )
+        };
+        let mut steps =
+            vec![step(Phase::PreData, None, format!("{kind} {}", v.name), sql).tolerant()];
+        if let Some(c) = &v.comment {
+            steps.push(
+                step(
+                    Phase::PreData,
+                    None,
+                    format!("comment on {}", v.name),
+                    format!(
+                        "COMMENT ON {} {} IS {}",
+                        kind.to_uppercase(),
+                        v.name.quoted,
+                        literal(c)
+                    ),
+                )
+                .tolerant(),
+            );
+        }
+        o.add(
+            Some(ObjRef::Relation(v.oid)),
+            rank,
+            v.name.to_string(),
+            steps,
+        );
+    }
+    // A default that is not set apart is part of its table.
+    let deps: Vec<crate::catalog::Dep> = cat
+        .deps
+        .iter()
+        .map(|d| {
+            let inline = |r: ObjRef| match r {
+                ObjRef::Default(t, n) if !apart.contains(&(t, n)) => ObjRef::Relation(t),
+                other => other,
+            };
+            crate::catalog::Dep {
+                from: inline(d.from),
+                to: inline(d.to),
+            }
+        })
+        .collect();
+    let (order, forced) = order::sort(&o.items, &deps, &o.extra);
+    let matviews: HashMap<u32, &QualifiedName> = cat
+        .views
+        .iter()
+        .filter(|v| v.materialized)
+        .map(|v| (v.oid, &v.name))
+        .collect();
+    let mut out = Vec::new();
+    let mut matview_order = Vec::new();
+    for &i in &order {
+        if let Some(ObjRef::Relation(oid)) = o.items[i].key {
+            if let Some(name) = matviews.get(&oid) {
+                matview_order.push((*name).clone());
+            }
+        }
+        out.append(&mut o.steps[i]);
     }
     for s in cat.sequences.iter().filter(|s| !s.identity) {
         if let Some((table, column)) = &s.owned_by {
@@ -227,7 +397,74 @@ pub fn pre_data(cat: &Catalog) -> Vec<Step> {
             ));
         }
     }
-    out
+    let forced = forced.iter().map(|&i| o.items[i].name.clone()).collect();
+    (out, matview_order, forced)
+}
+
+fn set_default(t: &Table, col: &crate::catalog::Column, default: &str) -> Step {
+    step(
+        Phase::PreData,
+        Some(&t.name),
+        format!("default of {}.{}", t.name, col.name),
+        format!(
+            "ALTER TABLE ONLY {} ALTER COLUMN {} SET DEFAULT {default}",
+            t.name.quoted, col.quoted
+        ),
+    )
+}
+
+fn create_type(t: &crate::catalog::UserType) -> String {
+    match &t.def {
+        TypeDef::Enum { labels } => format!(
+            "CREATE TYPE {} AS ENUM ({})",
+            t.name.quoted,
+            labels
+                .iter()
+                .map(|l| literal(l))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        TypeDef::Domain {
+            base,
+            not_null,
+            default,
+            collation,
+            checks,
+        } => {
+            let mut s = format!("CREATE DOMAIN {} AS {base}", t.name.quoted);
+            if let Some(c) = collation {
+                s += &format!(" COLLATE {c}");
+            }
+            if let Some(d) = default {
+                s += &format!(" DEFAULT {d}");
+            }
+            if *not_null {
+                s += " NOT NULL";
+            }
+            for (name, def) in checks {
+                s += &format!(" CONSTRAINT {name} {def}");
+            }
+            s
+        }
+        TypeDef::Composite { attributes } => format!(
+            "CREATE TYPE {} AS ({})",
+            t.name.quoted,
+            attributes
+                .iter()
+                .map(|(n, ty)| format!("{n} {ty}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        TypeDef::Range { subtype, options } => {
+            let mut opts = vec![format!("subtype = {subtype}")];
+            opts.extend(options.iter().cloned());
+            format!(
+                "CREATE TYPE {} AS RANGE ({})",
+                t.name.quoted,
+                opts.join(", ")
+            )
+        }
+    }
 }
 
 /// `quote_ident` for names the catalog gives raw (extensions and their schemas).
@@ -261,34 +498,7 @@ fn sequence_options(s: &crate::catalog::Sequence) -> String {
     )
 }
 
-fn types_in_dependency_order(cat: &Catalog) -> Vec<&crate::catalog::UserType> {
-    let known: HashSet<u32> = cat.types.iter().map(|t| t.oid).collect();
-    let mut done: HashSet<u32> = HashSet::new();
-    let mut order = Vec::new();
-    let mut pending: Vec<&crate::catalog::UserType> = cat.types.iter().collect();
-    while !pending.is_empty() {
-        let before = pending.len();
-        pending.retain(|t| {
-            if t.depends_on
-                .iter()
-                .all(|d| !known.contains(d) || done.contains(d))
-            {
-                done.insert(t.oid);
-                order.push(*t);
-                false
-            } else {
-                true
-            }
-        });
-        if pending.len() == before {
-            // A cycle cannot happen between these kinds; emit the rest as they are.
-            order.append(&mut pending);
-        }
-    }
-    order
-}
-
-fn create_table(cat: &Catalog, t: &Table) -> String {
+fn create_table(cat: &Catalog, t: &Table, apart: &HashSet<(u32, i16)>) -> String {
     let unlogged = if t.unlogged { "UNLOGGED " } else { "" };
     let checks: Vec<String> = t
         .constraints
@@ -318,7 +528,11 @@ fn create_table(cat: &Catalog, t: &Table) -> String {
             }
             if let Some(expr) = &c.generated {
                 s += &format!(" GENERATED ALWAYS AS ({expr}) STORED");
-            } else if let Some(d) = &c.default {
+            } else if let Some(d) = c
+                .default
+                .as_ref()
+                .filter(|_| !apart.contains(&(t.oid, c.attnum)))
+            {
                 s += &format!(" DEFAULT {d}");
             }
             if c.not_null {
@@ -463,42 +677,19 @@ pub fn post_data(cat: &Catalog) -> Vec<Step> {
             tr.definition.clone(),
         ));
     }
-    for v in &cat.views {
-        let def = v.definition.trim_end().trim_end_matches(';');
-        let sql = if v.materialized {
-            format!(
-                "CREATE MATERIALIZED VIEW {} AS\n{def}\nWITH {}",
-                v.name.quoted,
-                if v.populated { "DATA" } else { "NO DATA" }
-            )
-        } else {
-            format!("CREATE VIEW {} AS\n{def}", v.name.quoted)
+    // Materialized views were created empty with the schema: filled once the rows are in,
+    // in creation order (one may read another), then indexed.
+    let (_, matviews, _) = ordered_pre_data(cat);
+    for name in &matviews {
+        let Some(v) = cat.views.iter().find(|v| &v.name == name) else {
+            continue;
         };
-        out.push(step(
-            Phase::Views,
-            None,
-            format!(
-                "{} {}",
-                if v.materialized {
-                    "materialized view"
-                } else {
-                    "view"
-                },
-                v.name
-            ),
-            sql,
-        ));
-        if let Some(c) = &v.comment {
-            let kind = if v.materialized {
-                "MATERIALIZED VIEW"
-            } else {
-                "VIEW"
-            };
+        if v.populated {
             out.push(step(
                 Phase::Views,
                 None,
-                format!("comment on {}", v.name),
-                format!("COMMENT ON {kind} {} IS {}", v.name.quoted, literal(c)),
+                format!("materialized view {} data", v.name),
+                format!("REFRESH MATERIALIZED VIEW {}", v.name.quoted),
             ));
         }
         for i in cat.indexes.iter().filter(|i| i.table == v.name) {
@@ -527,14 +718,51 @@ pub fn post_data(cat: &Catalog) -> Vec<Step> {
 }
 
 /// Runs steps in order; an error names the object. Function bodies are not checked while
-/// creating, as pg_dump does, because they may refer to tables created later.
-pub async fn apply(conn: &mut Connection, steps: &[Step]) -> Result<(), Error> {
+/// creating, as pg_dump does, because they may refer to tables created later. A tolerant step
+/// runs under a savepoint (sent in the same message, so it costs no round trip): if it fails,
+/// it is undone, the rest goes on, and it is returned with its error. Any other failure ends
+/// the run of steps.
+pub async fn apply(conn: &mut Connection, steps: &[Step]) -> Result<Vec<(String, Error)>, Error> {
     conn.execute("SET check_function_bodies = false; SET client_min_messages = warning")
         .await?;
+    let mut skipped = Vec::new();
     for s in steps {
-        conn.execute(&s.sql)
-            .await
-            .map_err(|e| e.context(format!("creating {} on the target", s.object)))?;
+        if !s.tolerant {
+            conn.execute(&s.sql)
+                .await
+                .map_err(|e| e.context(format!("creating {} on the target", s.object)))?;
+            continue;
+        }
+        // Outside a transaction each statement commits on its own: nothing to undo.
+        let in_transaction = conn.transaction_status() != b'I';
+        let sql = if in_transaction {
+            format!(
+                "SAVEPOINT privaci_object;\n{}\n;\nRELEASE SAVEPOINT privaci_object",
+                s.sql
+            )
+        } else {
+            s.sql.clone()
+        };
+        if let Err(e) = conn.execute(&sql).await {
+            if e.is_retryable() || (in_transaction && conn.transaction_status() != b'E') {
+                return Err(e.context(format!("creating {} on the target", s.object)));
+            }
+            if in_transaction {
+                conn.execute(
+                    "ROLLBACK TO SAVEPOINT privaci_object; RELEASE SAVEPOINT privaci_object",
+                )
+                .await?;
+            }
+            skipped.push((
+                s.object.clone(),
+                e.context(format!("creating {} on the target", s.object)),
+            ));
+        }
     }
-    Ok(())
+    Ok(skipped)
+}
+
+/// Objects placed before something they need, to break a dependency cycle.
+pub fn cycle_breaks(cat: &Catalog) -> Vec<String> {
+    ordered_pre_data(cat).2
 }
