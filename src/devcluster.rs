@@ -507,6 +507,12 @@ pub const FIXTURE_SQL: &str = include_str!("../tests/fixtures/medicalhelpdesk.sq
 
 /// Loads the MedicalHelpDesk fixture into `db` as role `owner` (a non-superuser), at `scale`.
 pub fn load_fixture(c: &Cluster, db: &str, owner: &str, scale: u32) {
+    load_sql(c, db, owner, scale, FIXTURE_SQL);
+}
+
+/// Runs a SQL script (psql's, stopping at the first error) in `db` as role `owner`, with the
+/// psql variable `scale` set.
+pub fn load_sql(c: &Cluster, db: &str, owner: &str, scale: u32, sql: &str) {
     use std::io::Write;
     let mut child = Command::new(c.bindir.join("psql"))
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-h"])
@@ -529,13 +535,13 @@ pub fn load_fixture(c: &Cluster, db: &str, owner: &str, scale: u32) {
         .expect("could not run psql");
     if let Some(mut stdin) = child.stdin.take() {
         stdin
-            .write_all(FIXTURE_SQL.as_bytes())
-            .expect("could not send the fixture to psql");
+            .write_all(sql.as_bytes())
+            .expect("could not send the script to psql");
     }
     let out = child.wait_with_output().expect("psql did not finish");
     assert!(
         out.status.success(),
-        "loading the fixture failed:\n{}",
+        "loading the script failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

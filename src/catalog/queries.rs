@@ -595,5 +595,6 @@ fn apply_filter(cat: &mut Catalog, f: &Filter) {
     });
     cat.views.retain(|v| f.takes_schema(&v.name.schema));
     cat.functions.retain(|p| f.takes_schema(&p.name.schema));
-    cat.triggers.retain(|t| tables.contains(&t.table));
+    cat.triggers
+        .retain(|t| tables.contains(&t.table) || cat.views.iter().any(|v| v.name == t.table));
 }

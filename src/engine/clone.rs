@@ -432,7 +432,7 @@ async fn execute(
         for name in schema::cycle_breaks(&cat) {
             log(
                 quiet,
-                &format!("{name} is part of a dependency cycle: created before what it needs"),
+                format!("{name} is part of a dependency cycle: created before what it needs"),
             );
         }
         target

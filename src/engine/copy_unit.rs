@@ -148,11 +148,17 @@ pub async fn copy_unit(
             ))
             .await
             .map_err(|e| row_security(e, &table.name.to_string()))?;
+        // A table with no columns to copy (none at all, or only generated ones) still has
+        // rows: COPY takes no column list for it (an empty one is a syntax error).
+        let column_list = if target_cols.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", target_cols.join(", "))
+        };
         let sink = target
             .copy_in(&format!(
-                "COPY {} ({}) FROM STDIN (FORMAT {format}{})",
+                "COPY {}{column_list} FROM STDIN (FORMAT {format}{})",
                 table.name.quoted,
-                target_cols.join(", "),
                 if whole { ", FREEZE" } else { "" }
             ))
             .await?;

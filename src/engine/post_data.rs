@@ -113,7 +113,10 @@ pub async fn final_post_data(shared: &Shared, target: &mut Connection) -> Result
     let any_failed = !lock(&shared.failed).is_empty();
     for s in shared.post.iter() {
         let go = match s.phase {
-            Phase::Triggers => s.table.as_ref().is_some_and(|t| shared.is_loaded(t)),
+            // A table's triggers once its rows are in; a view's (INSTEAD OF) at once.
+            Phase::Triggers => s.table.as_ref().is_some_and(|t| {
+                shared.is_loaded(t) || shared.catalog.table(&t.schema, &t.name).is_none()
+            }),
             Phase::Views => !any_failed,
             Phase::SequenceValues => true,
             _ => false,

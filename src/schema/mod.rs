@@ -441,7 +441,7 @@ fn create_type(t: &crate::catalog::UserType) -> String {
             if *not_null {
                 s += " NOT NULL";
             }
-            for (name, def) in checks {
+            for (name, def) in checks.iter().filter(|(_, d)| !d.ends_with(" NOT VALID")) {
                 s += &format!(" CONSTRAINT {name} {def}");
             }
             s
@@ -503,7 +503,9 @@ fn create_table(cat: &Catalog, t: &Table, apart: &HashSet<(u32, i16)>) -> String
     let checks: Vec<String> = t
         .constraints
         .iter()
-        .filter(|c| c.kind == ConstraintKind::Check && c.is_local && !c.inherited_from_parent)
+        .filter(|c| {
+            c.kind == ConstraintKind::Check && c.is_local && !c.inherited_from_parent && c.validated
+        })
         .map(|c| format!("CONSTRAINT {} {}", c.quoted, c.definition))
         .collect();
     if let (Some(parent), Some(bound)) = (&t.parent, &t.bound) {
@@ -611,6 +613,39 @@ pub fn post_data(cat: &Catalog) -> Vec<Step> {
                 format!("constraint {} on {}", c.name, t.name),
                 sql,
             ));
+        }
+    }
+    // CHECK constraints marked NOT VALID: rows that break them may exist and must load, so
+    // they are added after the table's rows, still not valid.
+    for t in &ordered {
+        for c in t.constraints.iter().filter(|c| {
+            c.kind == ConstraintKind::Check
+                && c.is_local
+                && !c.inherited_from_parent
+                && !c.validated
+        }) {
+            out.push(step(
+                Phase::Keys,
+                Some(&t.name),
+                format!("constraint {} on {}", c.name, t.name),
+                format!(
+                    "ALTER TABLE ONLY {} ADD CONSTRAINT {} {}",
+                    t.name.quoted, c.quoted, c.definition
+                ),
+            ));
+        }
+    }
+    // Domain CHECK constraints marked NOT VALID: added after every row is in.
+    for t in &cat.types {
+        if let TypeDef::Domain { checks, .. } = &t.def {
+            for (name, def) in checks.iter().filter(|(_, d)| d.ends_with(" NOT VALID")) {
+                out.push(step(
+                    Phase::Views,
+                    None,
+                    format!("constraint {name} on domain {}", t.name),
+                    format!("ALTER DOMAIN {} ADD CONSTRAINT {name} {def}", t.name.quoted),
+                ));
+            }
         }
     }
     // Indexes not behind a constraint (parents' first: children attach to them).
