@@ -58,6 +58,10 @@ fn objects_are_created_in_dependency_order_and_match_pg_dump() {
     c.psql("postgres", "CREATE DATABASE deps OWNER owner");
     c.psql("postgres", "CREATE DATABASE deps_copy OWNER cloner");
     load_sql(&c, "deps", "owner", 1, FIXTURE);
+    // The source role's own search path finds `app` objects unqualified; the target role's
+    // does not: definitions must not depend on either.
+    c.psql("postgres", "ALTER ROLE owner SET search_path = app, public");
+    c.psql("postgres", "ALTER ROLE cloner SET search_path = \"$user\"");
 
     let (code, out) = clone(&c, "deps", "deps_copy", &[]);
     assert_eq!(code, 0, "{out}");

@@ -64,6 +64,12 @@ pub(super) async fn rows(conn: &mut Connection, what: &str, sql: &str) -> Result
 
 /// Reads the whole catalog model, then keeps what `filter` takes.
 pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Error> {
+    // As pg_dump: with an empty search path the server's deparsers qualify every name that
+    // is not in pg_catalog, so definitions mean the same on a target whose search path (or
+    // the role's, or an extension's schema) differs from the source session's.
+    conn.execute("SELECT pg_catalog.set_config('search_path', '', false)")
+        .await
+        .map_err(|e| catalog_error("search path", e))?;
     let mut cat = Catalog {
         server_version_num: server_version_num(conn).await?,
         ..Catalog::default()

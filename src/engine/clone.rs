@@ -467,7 +467,7 @@ async fn execute(
 
     // What an earlier run committed but is not (or no longer) right is redone.
     if !redo.is_empty() {
-        let plan = resume_check::plan(&cat, &pre, &post, &units, &redo, step_key);
+        let plan = resume_check::plan(&cat, &post, &units, &redo, step_key);
         for r in &redo {
             log(
                 quiet,

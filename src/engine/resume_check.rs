@@ -158,7 +158,6 @@ pub struct RedoPlan {
 
 pub fn plan(
     cat: &Catalog,
-    pre_data: &[Step],
     post: &[Step],
     units: &[Unit],
     redo: &[Redo],
@@ -178,29 +177,12 @@ pub fn plan(
         .filter(|r| r.missing)
         .map(|r| &r.table)
         .collect();
-    // Missing tables are created again, parents before partitions (pre-data order), with the
-    // sequences their columns owned (dropped with them).
-    let owned: HashSet<String> = cat
-        .sequences
-        .iter()
-        .filter(|s| {
-            !s.identity
-                && s.owned_by
-                    .as_ref()
-                    .is_some_and(|(t, _)| missing.contains(t))
-        })
-        .flat_map(|s| {
-            [
-                format!("sequence {}", s.name),
-                format!("sequence {} ownership", s.name),
-            ]
-        })
-        .collect();
-    for s in pre_data {
-        if s.table.as_ref().is_some_and(|t| missing.contains(t)) || owned.contains(&s.object) {
-            out.sql.push(s.sql.clone());
-        }
-    }
+    // Missing tables are created again with what went with them (pre-data order).
+    out.sql.extend(
+        crate::schema::recreate(cat, &missing)
+            .into_iter()
+            .map(|s| s.sql),
+    );
     // Foreign keys that reference a redone table: its rows are replaced, so they go and come
     // back once it is loaded again.
     for t in &cat.tables {

@@ -107,12 +107,80 @@ fn separate_defaults(cat: &Catalog) -> HashSet<(u32, i16)> {
 
 /// Pre-data: every object rows need and every view, each after what it needs.
 pub fn pre_data(cat: &Catalog) -> Vec<Step> {
-    ordered_pre_data(cat).0
+    ordered_pre_data(cat)
+        .0
+        .into_iter()
+        .flat_map(|(_, steps)| steps)
+        .collect()
+}
+
+/// What `--resume` creates again when tables went missing on the target: those tables, the
+/// sequences their columns own, and every object that needs them, directly or through
+/// another (a `DROP TABLE ... CASCADE` took those too), in pre-data order.
+pub fn recreate(cat: &Catalog, missing: &HashSet<&QualifiedName>) -> Vec<Step> {
+    let mut gone: HashSet<ObjRef> = cat
+        .tables
+        .iter()
+        .filter(|t| missing.contains(&t.name))
+        .map(|t| ObjRef::Relation(t.oid))
+        .collect();
+    let owned: Vec<&crate::catalog::Sequence> = cat
+        .sequences
+        .iter()
+        .filter(|s| {
+            !s.identity
+                && s.owned_by
+                    .as_ref()
+                    .is_some_and(|(t, _)| missing.contains(t))
+        })
+        .collect();
+    gone.extend(owned.iter().map(|s| ObjRef::Relation(s.oid)));
+    // Partitions of a missing parent went with it.
+    for t in &cat.tables {
+        if t.parent.as_ref().is_some_and(|p| missing.contains(p)) {
+            gone.insert(ObjRef::Relation(t.oid));
+        }
+    }
+    let relation_of = |r: ObjRef| match r {
+        ObjRef::Default(t, _) => ObjRef::Relation(t),
+        other => other,
+    };
+    // A table using a dropped one (a column of its row type) loses the column, not itself.
+    let tables: HashSet<ObjRef> = cat.tables.iter().map(|t| ObjRef::Relation(t.oid)).collect();
+    loop {
+        let before = gone.len();
+        for d in &cat.deps {
+            if (gone.contains(&relation_of(d.to)) || gone.contains(&d.to))
+                && !tables.contains(&relation_of(d.from))
+            {
+                gone.insert(d.from);
+            }
+        }
+        if gone.len() == before {
+            break;
+        }
+    }
+    let ownership: HashSet<String> = owned
+        .iter()
+        .map(|s| format!("sequence {} ownership", s.name))
+        .collect();
+    let mut out = Vec::new();
+    for (key, steps) in ordered_pre_data(cat).0 {
+        let take = key.is_some_and(|k| gone.contains(&k));
+        out.extend(
+            steps
+                .into_iter()
+                .filter(|s| take || ownership.contains(&s.object)),
+        );
+    }
+    out
 }
 
 /// Pre-data steps in order, the materialized views in their creation order (their refresh
 /// follows it), and the objects placed out of order to break a dependency cycle.
-fn ordered_pre_data(cat: &Catalog) -> (Vec<Step>, Vec<QualifiedName>, Vec<String>) {
+type Keyed = Vec<(Option<ObjRef>, Vec<Step>)>;
+
+fn ordered_pre_data(cat: &Catalog) -> (Keyed, Vec<QualifiedName>, Vec<String>) {
     let mut o = Objects {
         items: Vec::new(),
         steps: Vec::new(),
@@ -374,7 +442,7 @@ fn ordered_pre_data(cat: &Catalog) -> (Vec<Step>, Vec<QualifiedName>, Vec<String
         .filter(|v| v.materialized)
         .map(|v| (v.oid, &v.name))
         .collect();
-    let mut out = Vec::new();
+    let mut out: Keyed = Vec::new();
     let mut matview_order = Vec::new();
     for &i in &order {
         if let Some(ObjRef::Relation(oid)) = o.items[i].key {
@@ -382,18 +450,21 @@ fn ordered_pre_data(cat: &Catalog) -> (Vec<Step>, Vec<QualifiedName>, Vec<String
                 matview_order.push((*name).clone());
             }
         }
-        out.append(&mut o.steps[i]);
+        out.push((o.items[i].key, std::mem::take(&mut o.steps[i])));
     }
     for s in cat.sequences.iter().filter(|s| !s.identity) {
         if let Some((table, column)) = &s.owned_by {
-            out.push(step(
-                Phase::PreData,
+            out.push((
                 None,
-                format!("sequence {} ownership", s.name),
-                format!(
-                    "ALTER SEQUENCE {} OWNED BY {}.{column}",
-                    s.name.quoted, table.quoted
-                ),
+                vec![step(
+                    Phase::PreData,
+                    None,
+                    format!("sequence {} ownership", s.name),
+                    format!(
+                        "ALTER SEQUENCE {} OWNED BY {}.{column}",
+                        s.name.quoted, table.quoted
+                    ),
+                )],
             ));
         }
     }
@@ -758,8 +829,14 @@ pub fn post_data(cat: &Catalog) -> Vec<Step> {
 /// it is undone, the rest goes on, and it is returned with its error. Any other failure ends
 /// the run of steps.
 pub async fn apply(conn: &mut Connection, steps: &[Step]) -> Result<Vec<(String, Error)>, Error> {
-    conn.execute("SET check_function_bodies = false; SET client_min_messages = warning")
-        .await?;
+    // Definitions are fully qualified (read with an empty search path); creating them with
+    // one too keeps a role's own search path from changing what they mean.
+    let local = conn.transaction_status() != b'I';
+    conn.execute(&format!(
+        "SET check_function_bodies = false; SET client_min_messages = warning; \
+         SELECT pg_catalog.set_config('search_path', '', {local})"
+    ))
+    .await?;
     let mut skipped = Vec::new();
     for s in steps {
         if !s.tolerant {

@@ -107,7 +107,9 @@ impl TypeKind {
             "real" => TypeKind::Float4,
             "double precision" => TypeKind::Float8,
             "numeric" => TypeKind::Numeric,
-            "text" | "character varying" | "character" | "name" | "citext" => TypeKind::Text,
+            "text" | "character varying" | "character" | "name" => TypeKind::Text,
+            // An extension type, qualified by its schema (`public.citext`).
+            b if b == "citext" || b.ends_with(".citext") => TypeKind::Text,
             "bytea" => TypeKind::Bytea,
             "uuid" => TypeKind::Uuid,
             "date" => TypeKind::Date,
