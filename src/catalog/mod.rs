@@ -237,9 +237,11 @@ pub struct Function {
     pub name: QualifiedName,
     /// As `pg_get_function_identity_arguments` writes them.
     pub arguments: String,
-    /// As `pg_get_functiondef` writes it.
+    /// As `pg_get_functiondef` writes it (a `CREATE AGGREGATE` for an aggregate).
     pub definition: String,
     pub comment: Option<String>,
+    /// An aggregate (`COMMENT ON AGGREGATE`, and `*` for no arguments).
+    pub aggregate: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

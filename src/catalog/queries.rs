@@ -113,11 +113,13 @@ pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Err
         not_extension_member("pg_proc", "p.oid").replace("deptype = 'e'", "deptype IN ('e', 'i')"))).await?
     {
         let g = Get(&r, "functions");
-        match g.opt(4) {
-            Some(definition) => cat.functions.push(Function { oid: g.u32(7)?, name: g.name(0)?, arguments: g.s(3)?, definition, comment: g.opt(5) }),
-            None => cat.unsupported.push(("aggregate or window function".into(), format!("{}({})", g.name(0)?, g.s(3)?), "privaci does not recreate aggregates; create it on the target by hand".into())),
+        match (g.opt(4), g.s(6)?.as_str()) {
+            (Some(definition), _) => cat.functions.push(Function { oid: g.u32(7)?, name: g.name(0)?, arguments: g.s(3)?, definition, comment: g.opt(5), aggregate: false }),
+            (None, "a") => {} // read below, with its aggregate's settings
+            _ => cat.unsupported.push(("window function".into(), format!("{}({})", g.name(0)?, g.s(3)?), "window functions are written in C, which only a superuser can create; create it on the target first".into())),
         }
     }
+    load_aggregates(conn, &mut cat).await?;
 
     for r in rows(conn, "triggers", &format!(
         "SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), t.tgname, pg_get_triggerdef(t.oid)
@@ -149,6 +151,120 @@ pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Err
 
     apply_filter(&mut cat, filter);
     Ok(cat)
+}
+
+/// Aggregates as `CREATE AGGREGATE` statements, as pg_dump writes them: ordinary,
+/// ordered-set and hypothetical-set, with their moving-aggregate and parallel settings.
+async fn load_aggregates(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Error> {
+    let func = |col: &str| {
+        format!("CASE WHEN a.{col} <> 0 THEN (SELECT quote_ident(fn.nspname) || '.' || quote_ident(fp.proname) FROM pg_proc fp JOIN pg_namespace fn ON fn.oid = fp.pronamespace WHERE fp.oid = a.{col}) END")
+    };
+    let sql = format!(
+        "SELECT p.oid, n.nspname, p.proname, quote_ident(n.nspname) || '.' || quote_ident(p.proname),
+                CASE WHEN p.pronargs = 0 THEN '*' ELSE pg_get_function_arguments(p.oid) END,
+                CASE WHEN p.pronargs = 0 THEN '*' ELSE pg_get_function_identity_arguments(p.oid) END,
+                a.aggkind, {transfn}, format_type(a.aggtranstype, NULL), a.aggtransspace, {finalfn}, a.aggfinalextra, a.aggfinalmodify,
+                {combinefn}, {serialfn}, {deserialfn}, a.agginitval,
+                {mtransfn}, {minvtransfn}, CASE WHEN a.aggmtranstype <> 0 THEN format_type(a.aggmtranstype, NULL) END, a.aggmtransspace,
+                {mfinalfn}, a.aggmfinalextra, a.aggmfinalmodify, a.aggminitval,
+                CASE WHEN a.aggsortop <> 0 THEN (SELECT CASE WHEN opn.nspname = 'pg_catalog' THEN o.oprname ELSE 'OPERATOR(' || quote_ident(opn.nspname) || '.' || o.oprname || ')' END
+                     FROM pg_operator o JOIN pg_namespace opn ON opn.oid = o.oprnamespace WHERE o.oid = a.aggsortop) END,
+                p.proparallel, obj_description(p.oid, 'pg_proc')
+         FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE {SYSTEM} AND {} ORDER BY p.oid",
+        not_extension_member("pg_proc", "p.oid"),
+        transfn = func("aggtransfn"),
+        finalfn = func("aggfinalfn"),
+        combinefn = func("aggcombinefn"),
+        serialfn = func("aggserialfn"),
+        deserialfn = func("aggdeserialfn"),
+        mtransfn = func("aggmtransfn"),
+        minvtransfn = func("aggminvtransfn"),
+        mfinalfn = func("aggmfinalfn"),
+    );
+    let modify = |m: &str| match m {
+        "s" => "SHAREABLE",
+        "w" => "READ_WRITE",
+        _ => "READ_ONLY",
+    };
+    for r in rows(conn, "aggregates", &sql).await? {
+        let g = Get(&r, "aggregates");
+        let name = g.name(1)?;
+        let mut opts = vec![
+            format!("SFUNC = {}", g.s(7)?),
+            format!("STYPE = {}", g.s(8)?),
+        ];
+        if g.s(9)? != "0" {
+            opts.push(format!("SSPACE = {}", g.s(9)?));
+        }
+        if let Some(f) = g.opt(10) {
+            opts.push(format!("FINALFUNC = {f}"));
+            if g.bool(11)? {
+                opts.push("FINALFUNC_EXTRA".into());
+            }
+            opts.push(format!("FINALFUNC_MODIFY = {}", modify(&g.s(12)?)));
+        }
+        for (i, what) in [
+            (13, "COMBINEFUNC"),
+            (14, "SERIALFUNC"),
+            (15, "DESERIALFUNC"),
+        ] {
+            if let Some(f) = g.opt(i) {
+                opts.push(format!("{what} = {f}"));
+            }
+        }
+        if let Some(v) = g.opt(16) {
+            opts.push(format!("INITCOND = {}", quote_literal(&v)));
+        }
+        if let Some(f) = g.opt(17) {
+            opts.push(format!("MSFUNC = {f}"));
+            if let Some(inv) = g.opt(18) {
+                opts.push(format!("MINVFUNC = {inv}"));
+            }
+            if let Some(t) = g.opt(19) {
+                opts.push(format!("MSTYPE = {t}"));
+            }
+            if g.s(20)? != "0" {
+                opts.push(format!("MSSPACE = {}", g.s(20)?));
+            }
+            if let Some(mf) = g.opt(21) {
+                opts.push(format!("MFINALFUNC = {mf}"));
+                if g.bool(22)? {
+                    opts.push("MFINALFUNC_EXTRA".into());
+                }
+                opts.push(format!("MFINALFUNC_MODIFY = {}", modify(&g.s(23)?)));
+            }
+            if let Some(v) = g.opt(24) {
+                opts.push(format!("MINITCOND = {}", quote_literal(&v)));
+            }
+        }
+        if let Some(op) = g.opt(25) {
+            opts.push(format!("SORTOP = {op}"));
+        }
+        match g.s(26)?.as_str() {
+            "s" => opts.push("PARALLEL = safe".into()),
+            "r" => opts.push("PARALLEL = restricted".into()),
+            _ => {}
+        }
+        if g.s(6)? == "h" {
+            opts.push("HYPOTHETICAL".into());
+        }
+        let definition = format!(
+            "CREATE AGGREGATE {}({}) (\n    {}\n)",
+            name.quoted,
+            g.s(4)?,
+            opts.join(",\n    ")
+        );
+        cat.functions.push(Function {
+            oid: g.u32(0)?,
+            name,
+            arguments: g.s(5)?,
+            definition,
+            comment: g.opt(27),
+            aggregate: true,
+        });
+    }
+    Ok(())
 }
 
 async fn load_types(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Error> {

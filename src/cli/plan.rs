@@ -175,6 +175,7 @@ fn object_counts(cat: &Catalog) -> Vec<(String, usize)> {
         ("extensions".into(), count("extension ")),
         ("types".into(), count("type ")),
         ("functions".into(), count("function ")),
+        ("aggregates".into(), count("aggregate ")),
         (
             "sequences".into(),
             cat.sequences.iter().filter(|s| !s.identity).count(),

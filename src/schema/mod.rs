@@ -257,7 +257,12 @@ fn ordered_pre_data(cat: &Catalog) -> (Keyed, Vec<QualifiedName>, Vec<String>) {
         let mut steps = vec![step(
             Phase::PreData,
             None,
-            format!("function {}({})", f.name, f.arguments),
+            format!(
+                "{} {}({})",
+                if f.aggregate { "aggregate" } else { "function" },
+                f.name,
+                f.arguments
+            ),
             f.definition.clone(),
         )
         .tolerant()];
@@ -268,7 +273,8 @@ fn ordered_pre_data(cat: &Catalog) -> (Keyed, Vec<QualifiedName>, Vec<String>) {
                     None,
                     format!("comment on function {}", f.name),
                     format!(
-                        "COMMENT ON FUNCTION {}({}) IS {}",
+                        "COMMENT ON {} {}({}) IS {}",
+                        if f.aggregate { "AGGREGATE" } else { "FUNCTION" },
                         f.name.quoted,
                         f.arguments,
                         literal(c)
