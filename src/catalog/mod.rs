@@ -251,6 +251,30 @@ pub struct Trigger {
     pub definition: String,
 }
 
+/// When a table's setting is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingStage {
+    /// With the table, before rows (storage parameters, column storage and statistics).
+    WithTable,
+    /// With the table's indexes (replica identity using an index, `CLUSTER ON`).
+    WithIndexes,
+    /// Once the rows are in (row-level security and its policies, rules): they would act on
+    /// the load itself.
+    AfterRows,
+}
+
+/// A per-table setting or table-bound object pg_dump would write, as SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSetting {
+    pub table: QualifiedName,
+    pub stage: SettingStage,
+    /// For messages: `policy owner_only on public.notes`.
+    pub object: String,
+    pub sql: String,
+    /// What takes it off again before `--resume` reloads the table (AfterRows only).
+    pub undo: Option<String>,
+}
+
 /// Everything a clone reads from a database.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Catalog {
@@ -264,6 +288,7 @@ pub struct Catalog {
     pub views: Vec<View>,
     pub functions: Vec<Function>,
     pub triggers: Vec<Trigger>,
+    pub settings: Vec<TableSetting>,
     /// What must exist before what (from `pg_depend`), between user objects.
     pub deps: Vec<Dep>,
     /// Objects that cannot be cloned, for pre-flight to list (kind, name, why).

@@ -92,6 +92,7 @@ pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Err
     load_sequences(conn, &mut cat).await?;
     load_tables(conn, &mut cat).await?;
     load_indexes(conn, &mut cat).await?;
+    load_settings(conn, &mut cat).await?;
     cat.deps = super::deps::load(conn).await?;
 
     for r in rows(conn, "views", &format!(
@@ -122,7 +123,12 @@ pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Err
     load_aggregates(conn, &mut cat).await?;
 
     for r in rows(conn, "triggers", &format!(
-        "SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), t.tgname, pg_get_triggerdef(t.oid)
+        "SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), t.tgname,
+                pg_get_triggerdef(t.oid) || CASE t.tgenabled
+                    WHEN 'D' THEN '; ALTER TABLE ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' DISABLE TRIGGER ' || quote_ident(t.tgname)
+                    WHEN 'R' THEN '; ALTER TABLE ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ENABLE REPLICA TRIGGER ' || quote_ident(t.tgname)
+                    WHEN 'A' THEN '; ALTER TABLE ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ENABLE ALWAYS TRIGGER ' || quote_ident(t.tgname)
+                    ELSE '' END
          FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND {SYSTEM} ORDER BY 1, 2, 4")).await?
     {
@@ -137,13 +143,7 @@ pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Err
          SELECT 'table inheritance', quote_ident(n.nspname) || '.' || quote_ident(c.relname), 'INHERITS (not partitioning) is not cloned'
            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace
            WHERE NOT c.relispartition AND c.relkind = 'r' AND {SYSTEM}
-         UNION ALL
-         SELECT 'row security policy', format('%I on %I.%I', p.polname, n.nspname, c.relname), 'policies are not cloned; recreate them on the target'
-           FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {SYSTEM}
-         UNION ALL
-         SELECT 'rule', format('%I on %I.%I', r.rulename, n.nspname, c.relname), 'rules other than views are not cloned'
-           FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE r.rulename <> '_RETURN' AND {SYSTEM}")).await?
+")).await?
     {
         let g = Get(&r, "unsupported objects");
         cat.unsupported.push((g.s(0)?, g.s(1)?, g.s(2)?));
@@ -692,6 +692,92 @@ async fn load_indexes(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Er
             columns: g.list(12),
             comment: g.opt(13),
             uses_columns: g.list(14),
+        });
+    }
+    Ok(())
+}
+
+/// Per-table settings and table-bound objects: storage parameters, column storage,
+/// statistics targets, attribute options and compression, replica identity, `CLUSTER ON`,
+/// row-level security with its policies, and rules.
+async fn load_settings(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Error> {
+    const T: &str = "quote_ident(n.nspname) || '.' || quote_ident(c.relname)";
+    let opts = |arr: &str, prefix: &str| {
+        format!("(SELECT string_agg('{prefix}' || split_part(o, '=', 1) || '=' || quote_literal(substr(o, strpos(o, '=') + 1)), ', ') FROM unnest({arr}) o)")
+    };
+    let sql = format!(
+        "SELECT n.nspname, c.relname, {T}, 'w', 'storage parameters of ' || {T},
+                'ALTER TABLE ONLY ' || {T} || ' SET (' || concat_ws(', ', {own}, (SELECT {toast} FROM pg_class tc WHERE tc.oid = c.reltoastrelid)) || ')', NULL
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND {SYSTEM}
+           AND (c.reloptions IS NOT NULL OR (SELECT tc.reloptions FROM pg_class tc WHERE tc.oid = c.reltoastrelid) IS NOT NULL)
+         UNION ALL
+         SELECT n.nspname, c.relname, {T}, 'w', 'settings of column ' || quote_ident(a.attname) || ' of ' || {T},
+                concat_ws('; ',
+                  CASE WHEN a.attstattarget >= 0 THEN 'ALTER TABLE ONLY ' || {T} || ' ALTER COLUMN ' || quote_ident(a.attname) || ' SET STATISTICS ' || a.attstattarget END,
+                  CASE WHEN a.attstorage <> t.typstorage THEN 'ALTER TABLE ONLY ' || {T} || ' ALTER COLUMN ' || quote_ident(a.attname) || ' SET STORAGE '
+                       || CASE a.attstorage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN' ELSE 'EXTENDED' END END,
+                  CASE WHEN a.attoptions IS NOT NULL THEN 'ALTER TABLE ONLY ' || {T} || ' ALTER COLUMN ' || quote_ident(a.attname) || ' SET (' || {attopts} || ')' END,
+                  CASE WHEN a.attcompression <> '' THEN 'ALTER TABLE ONLY ' || {T} || ' ALTER COLUMN ' || quote_ident(a.attname) || ' SET COMPRESSION '
+                       || CASE a.attcompression WHEN 'l' THEN 'lz4' ELSE 'pglz' END END), NULL
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid
+         WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND {SYSTEM}
+           AND (a.attstattarget >= 0 OR a.attstorage <> t.typstorage OR a.attoptions IS NOT NULL OR a.attcompression <> '')
+         UNION ALL
+         SELECT n.nspname, c.relname, {T}, 'i', 'replica identity of ' || {T},
+                'ALTER TABLE ONLY ' || {T} || ' REPLICA IDENTITY ' || CASE c.relreplident WHEN 'f' THEN 'FULL' WHEN 'n' THEN 'NOTHING'
+                  ELSE 'USING INDEX ' || (SELECT quote_ident(ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident) END, NULL
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND c.relreplident <> 'd' AND {SYSTEM}
+           AND (c.relreplident <> 'i' OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))
+         UNION ALL
+         SELECT n.nspname, c.relname, {T}, 'i', 'clustering of ' || {T},
+                'ALTER TABLE ONLY ' || {T} || ' CLUSTER ON ' || quote_ident(ic.relname), NULL
+         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE i.indisclustered AND c.relkind = 'r' AND {SYSTEM}
+         UNION ALL
+         SELECT n.nspname, c.relname, {T}, 'a', 'policy ' || quote_ident(p.polname) || ' on ' || {T},
+                'CREATE POLICY ' || quote_ident(p.polname) || ' ON ' || {T}
+                || CASE WHEN p.polpermissive THEN '' ELSE ' AS RESTRICTIVE' END
+                || ' FOR ' || CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END
+                || ' TO ' || (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END, ', ') FROM unnest(p.polroles) r)
+                || coalesce(' USING (' || pg_get_expr(p.polqual, p.polrelid) || ')', '')
+                || coalesce(' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')', '')
+                || coalesce('; COMMENT ON POLICY ' || quote_ident(p.polname) || ' ON ' || {T} || ' IS ' || quote_literal(obj_description(p.oid, 'pg_policy')), ''),
+                'DROP POLICY IF EXISTS ' || quote_ident(p.polname) || ' ON ' || {T}
+         FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE {SYSTEM}
+         UNION ALL
+         SELECT n.nspname, c.relname, {T}, 'a', 'row-level security of ' || {T},
+                'ALTER TABLE ONLY ' || {T} || ' ENABLE ROW LEVEL SECURITY' || CASE WHEN c.relforcerowsecurity THEN '; ALTER TABLE ONLY ' || {T} || ' FORCE ROW LEVEL SECURITY' ELSE '' END,
+                'ALTER TABLE ONLY ' || {T} || ' NO FORCE ROW LEVEL SECURITY; ALTER TABLE ONLY ' || {T} || ' DISABLE ROW LEVEL SECURITY'
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND (c.relrowsecurity OR c.relforcerowsecurity) AND {SYSTEM}
+         UNION ALL
+         SELECT n.nspname, c.relname, {T}, 'a', 'rule ' || quote_ident(r.rulename) || ' on ' || {T},
+                rtrim(pg_get_ruledef(r.oid), ';')
+                || CASE r.ev_enabled WHEN 'D' THEN '; ALTER TABLE ' || {T} || ' DISABLE RULE ' || quote_ident(r.rulename)
+                                     WHEN 'R' THEN '; ALTER TABLE ' || {T} || ' ENABLE REPLICA RULE ' || quote_ident(r.rulename)
+                                     WHEN 'A' THEN '; ALTER TABLE ' || {T} || ' ENABLE ALWAYS RULE ' || quote_ident(r.rulename) ELSE '' END,
+                'DROP RULE IF EXISTS ' || quote_ident(r.rulename) || ' ON ' || {T}
+         FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE r.rulename <> '_RETURN' AND c.relkind IN ('r', 'p', 'v', 'm') AND {SYSTEM}",
+        own = opts("c.reloptions", ""),
+        toast = opts("tc.reloptions", "toast."),
+        attopts = opts("a.attoptions", ""),
+    );
+    for r in rows(conn, "table settings", &sql).await? {
+        let g = Get(&r, "table settings");
+        cat.settings.push(TableSetting {
+            table: g.name(0)?,
+            stage: match g.s(3)?.as_str() {
+                "w" => SettingStage::WithTable,
+                "i" => SettingStage::WithIndexes,
+                _ => SettingStage::AfterRows,
+            },
+            object: g.s(4)?,
+            sql: g.s(5)?,
+            undo: g.opt(6),
         });
     }
     Ok(())

@@ -114,7 +114,7 @@ pub async fn final_post_data(shared: &Shared, target: &mut Connection) -> Result
     for s in shared.post.iter() {
         let go = match s.phase {
             // A table's triggers once its rows are in; a view's (INSTEAD OF) at once.
-            Phase::Triggers => s.table.as_ref().is_some_and(|t| {
+            Phase::Triggers | Phase::Security => s.table.as_ref().is_some_and(|t| {
                 shared.is_loaded(t) || shared.catalog.table(&t.schema, &t.name).is_none()
             }),
             Phase::Views => !any_failed,

@@ -213,13 +213,24 @@ pub fn plan(
             tr.table.quoted
         ));
     }
+    // Row-level security (FORCE would apply policies to the load), policies and rules come
+    // off and back once the rows are in.
+    for st in cat
+        .settings
+        .iter()
+        .filter(|st| tables.contains(&st.table) && !missing.contains(&st.table))
+    {
+        if let Some(undo) = &st.undo {
+            out.sql.push(undo.clone());
+        }
+    }
     for s in post {
         let own = s.table.as_ref().is_some_and(|t| tables.contains(t));
         let again = match s.phase {
             // A missing table's keys and indexes went with it.
             Phase::Keys | Phase::Indexes => s.table.as_ref().is_some_and(|t| missing.contains(t)),
             Phase::ForeignKeys => own || s.needs.iter().any(|n| referenced.contains(n)),
-            Phase::Triggers => own,
+            Phase::Triggers | Phase::Security => own,
             Phase::SequenceValues => s.table.as_ref().is_some_and(|t| missing.contains(t)),
             _ => false,
         };

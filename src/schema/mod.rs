@@ -9,7 +9,9 @@ use std::collections::{HashMap, HashSet};
 
 mod order;
 
-use crate::catalog::{Catalog, ConstraintKind, ObjRef, QualifiedName, Table, TypeDef};
+use crate::catalog::{
+    Catalog, ConstraintKind, ObjRef, QualifiedName, SettingStage, Table, TypeDef,
+};
 use crate::conn::Connection;
 use crate::error::Error;
 
@@ -21,6 +23,8 @@ pub enum Phase {
     Indexes,
     ForeignKeys,
     Triggers,
+    /// Row-level security, policies and rules: after the rows, which they would act on.
+    Security,
     Views,
     SequenceValues,
 }
@@ -353,6 +357,18 @@ fn ordered_pre_data(cat: &Catalog) -> (Keyed, Vec<QualifiedName>, Vec<String>) {
                     steps.push(set_default(t, col, d));
                 }
             }
+        }
+        for st in cat
+            .settings
+            .iter()
+            .filter(|st| st.table == t.name && st.stage == SettingStage::WithTable)
+        {
+            steps.push(step(
+                Phase::PreData,
+                Some(&t.name),
+                st.object.clone(),
+                st.sql.clone(),
+            ));
         }
         let i = o.add(
             Some(ObjRef::Relation(t.oid)),
@@ -780,6 +796,23 @@ pub fn post_data(cat: &Catalog) -> Vec<Step> {
             }
             out.push(s);
         }
+    }
+    for st in cat
+        .settings
+        .iter()
+        .filter(|st| st.stage != SettingStage::WithTable)
+    {
+        let phase = if st.stage == SettingStage::WithIndexes {
+            Phase::Indexes
+        } else {
+            Phase::Security
+        };
+        out.push(step(
+            phase,
+            Some(&st.table),
+            st.object.clone(),
+            st.sql.clone(),
+        ));
     }
     for tr in &cat.triggers {
         out.push(step(
