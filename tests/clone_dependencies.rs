@@ -101,4 +101,35 @@ fn objects_are_created_in_dependency_order_and_match_pg_dump() {
         ),
         "3"
     );
+
+    // Masking of a multi-level partitioned table comes from its top table, at every level.
+    c.psql("postgres", "CREATE DATABASE deps_masked OWNER cloner");
+    let config = std::env::temp_dir().join(format!("privaci-deps-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        "[tables.\"app.visits\".columns]\nnote = \"redact\"\n",
+    )
+    .unwrap();
+    let (code, out) = clone(
+        &c,
+        "deps",
+        "deps_masked",
+        &["--config", config.to_str().unwrap()],
+    );
+    let _ = std::fs::remove_file(&config);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        c.psql(
+            "deps_masked",
+            "SELECT count(*) FROM app.visits WHERE note LIKE 'note%'"
+        ),
+        "0"
+    );
+    assert_eq!(
+        c.psql(
+            "deps_masked",
+            "SELECT count(*), count(DISTINCT tableoid) FROM app.visits"
+        ),
+        "40|3"
+    );
 }

@@ -352,7 +352,19 @@ fn preflight_refusals_exit_2_with_what_to_do() {
          CREATE TABLE m_eu PARTITION OF m FOR VALUES IN ('eu') PARTITION BY RANGE (at);
          CREATE TABLE m_eu_2024 PARTITION OF m_eu FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');",
     );
-    let (code, out, _) = privaci(&["plan", "--source", &source(&c, "nested")], None);
-    assert_eq!(code, 2);
-    assert!(out.contains("multi-level partitioning is not supported: public.m_eu (a partition of public.m that is itself partitioned)"), "{out}");
+    // Supported: the leaf is the unit, its masking comes from the topmost table, and a rule
+    // on a partition at any level points there.
+    let (code, out, err) = privaci(
+        &["plan", "--source", &source(&c, "nested")],
+        Some("[tables.m.columns]\nregion = \"redact\"\n"),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("m_eu_2024"), "{out}");
+    assert!(!out.contains("not supported"), "{out}");
+    let (code, _, err) = privaci(
+        &["validate", "--source", &source(&c, "nested")],
+        Some("[tables.m_eu.columns]\nregion = \"redact\"\n"),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("configure public.m instead"), "{err}");
 }

@@ -312,6 +312,34 @@ impl Catalog {
             .filter(move |t| t.parent.as_ref() == Some(parent))
     }
 
+    /// The partitioned tables above `t`, nearest first (several with multi-level
+    /// partitioning).
+    pub fn ancestors<'a>(&'a self, t: &'a Table) -> Vec<&'a Table> {
+        let mut out = Vec::new();
+        let mut at = t;
+        while let Some(p) = at
+            .parent
+            .as_ref()
+            .and_then(|p| self.table(&p.schema, &p.name))
+        {
+            if out.iter().any(|x: &&Table| x.name == p.name) {
+                break;
+            }
+            out.push(p);
+            at = p;
+        }
+        out
+    }
+
+    /// The table whose masking rules apply to `t`: its topmost partitioned ancestor, or
+    /// itself.
+    pub fn root_of(&self, t: &Table) -> QualifiedName {
+        self.ancestors(t)
+            .last()
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| t.name.clone())
+    }
+
     /// Tables whose rows are copied: ordinary tables and partitions (not partitioned parents).
     pub fn data_tables(&self) -> impl Iterator<Item = &Table> {
         self.tables.iter().filter(|t| !t.is_partitioned())

@@ -235,10 +235,11 @@ pub fn resolve(
             continue;
         };
         if let Some(parent) = &table.parent {
+            let root = cat.root_of(table);
             errors.push(err(
                 Some(t.line),
                 place,
-                format!("is a partition of {parent}: partitions take their masking from their partitioned parent, so configure {parent} instead"),
+                format!("is a partition of {parent}: partitions take their masking from their topmost partitioned table, so configure {root} instead"),
             ));
             continue;
         }
@@ -260,8 +261,7 @@ pub fn resolve(
     }
 
     // The table whose rules apply to a table: itself, or its partitioned parent.
-    let rule_table =
-        |t: &Table| -> QualifiedName { t.parent.clone().unwrap_or_else(|| t.name.clone()) };
+    let rule_table = |t: &Table| -> QualifiedName { cat.root_of(t) };
 
     // Foreign keys carry masking from the referenced key to the referencing columns, until
     // nothing changes; partners masked differently are refused.

@@ -627,11 +627,16 @@ async fn run_units(
 ) -> Result<(), Error> {
     // Keys and indexes of partitioned parents first: partitions attach to them. Tables an
     // earlier run loaded get any post-data it did not finish.
-    let early: Vec<QualifiedName> = shared
+    let mut parents: Vec<&crate::catalog::Table> = shared
         .catalog
         .tables
         .iter()
         .filter(|t| t.is_partitioned())
+        .collect();
+    // Top level first: a sub-partitioned table's index attaches to its parent's.
+    parents.sort_by_key(|t| shared.catalog.ancestors(t).len());
+    let early: Vec<QualifiedName> = parents
+        .iter()
         .map(|t| t.name.clone())
         .chain(lock(&shared.loaded).iter().cloned().collect::<Vec<_>>())
         .collect();

@@ -43,24 +43,6 @@ pub fn check_source(cat: &Catalog) -> Vec<String> {
             version_text(MIN_SERVER_VERSION)
         ));
     }
-    let multi: Vec<String> = cat
-        .tables
-        .iter()
-        .filter(|t| t.parent.is_some() && t.is_partitioned())
-        .map(|t| {
-            format!(
-                "{} (a partition of {} that is itself partitioned)",
-                t.name,
-                t.parent.as_ref().map(|p| p.to_string()).unwrap_or_default()
-            )
-        })
-        .collect();
-    if !multi.is_empty() {
-        refusals.push(format!(
-            "multi-level partitioning is not supported: {}; exclude these tables (--exclude-table) or flatten them",
-            multi.join(", ")
-        ));
-    }
     let unreadable: Vec<String> = cat
         .tables
         .iter()

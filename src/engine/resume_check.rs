@@ -170,7 +170,7 @@ pub fn plan(
         .tables
         .iter()
         .filter(|t| tables.contains(&t.name))
-        .flat_map(|t| std::iter::once(&t.name).chain(t.parent.as_ref()))
+        .flat_map(|t| std::iter::once(&t.name).chain(cat.ancestors(t).into_iter().map(|a| &a.name)))
         .collect();
     let missing: HashSet<&QualifiedName> = redo
         .iter()

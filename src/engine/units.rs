@@ -105,17 +105,17 @@ pub fn is_loaded(cat: &Catalog, loaded: &HashSet<QualifiedName>, t: &QualifiedNa
 /// are loaded. Only matters when the target's foreign keys are live during the load.
 pub fn references_loaded(cat: &Catalog, loaded: &HashSet<QualifiedName>, unit: &Unit) -> bool {
     let owner = cat.tables.iter().find(|t| t.name == unit.table);
-    let rules = owner
-        .and_then(|t| t.parent.clone())
-        .unwrap_or_else(|| unit.table.clone());
+    let above: Vec<QualifiedName> = owner
+        .map(|t| cat.ancestors(t).iter().map(|a| a.name.clone()).collect())
+        .unwrap_or_default();
     cat.tables
         .iter()
-        .filter(|t| t.name == rules || t.name == unit.table)
+        .filter(|t| t.name == unit.table || above.contains(&t.name))
         .flat_map(|t| &t.constraints)
         .all(|c| {
             c.kind != ConstraintKind::ForeignKey
                 || c.references.as_ref().is_none_or(|(r, _)| {
-                    *r == rules || *r == unit.table || is_loaded(cat, loaded, r)
+                    above.contains(r) || *r == unit.table || is_loaded(cat, loaded, r)
                 })
         })
 }

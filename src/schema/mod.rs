@@ -608,8 +608,14 @@ fn create_table(cat: &Catalog, t: &Table, apart: &HashSet<(u32, i16)>) -> String
         } else {
             format!(" ({})", checks.join(", "))
         };
+        // A partition that is itself partitioned (multi-level) says how.
+        let partition = t
+            .partitioning
+            .as_ref()
+            .map(|(_, key)| format!(" PARTITION BY {key}"))
+            .unwrap_or_default();
         return format!(
-            "CREATE {unlogged}TABLE {} PARTITION OF {}{extra} {bound}",
+            "CREATE {unlogged}TABLE {} PARTITION OF {}{extra} {bound}{partition}",
             t.name.quoted, parent.quoted
         );
     }
