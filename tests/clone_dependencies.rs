@@ -107,7 +107,7 @@ fn objects_are_created_in_dependency_order_and_match_pg_dump() {
     let config = std::env::temp_dir().join(format!("privaci-deps-{}.toml", std::process::id()));
     std::fs::write(
         &config,
-        "[tables.\"app.visits\".columns]\nnote = \"redact\"\n",
+        "[tables.\"app.visits\".columns]\nnote = \"redact\"\n[tables.\"app.people\".columns]\nname = \"redact\"\n",
     )
     .unwrap();
     let (code, out) = clone(
@@ -131,5 +131,13 @@ fn objects_are_created_in_dependency_order_and_match_pg_dump() {
             "SELECT count(*), count(DISTINCT tableoid) FROM app.visits"
         ),
         "40|3"
+    );
+    // A rule on an inheritance parent reaches its children (its queries read their rows).
+    assert_eq!(
+        c.psql(
+            "deps_masked",
+            "SELECT count(*), count(*) FILTER (WHERE name ~ '[a-z]') FROM app.people"
+        ),
+        "4|0"
     );
 }

@@ -177,6 +177,8 @@ pub struct Table {
     /// For a partition: its parent and its bound (`FOR VALUES ...` or `DEFAULT`), verbatim.
     pub parent: Option<QualifiedName>,
     pub bound: Option<String>,
+    /// Table inheritance (`INHERITS`, not partitioning): its parents, in declared order.
+    pub inherits: Vec<QualifiedName>,
     pub estimated_rows: i64,
     /// Table size including TOAST, without indexes.
     pub size_bytes: i64,

@@ -139,10 +139,7 @@ pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Err
     for r in rows(conn, "unsupported objects", &format!(
         "SELECT 'foreign table', quote_ident(n.nspname) || '.' || quote_ident(c.relname), 'foreign tables are not cloned'
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'f' AND {SYSTEM}
-         UNION ALL
-         SELECT 'table inheritance', quote_ident(n.nspname) || '.' || quote_ident(c.relname), 'INHERITS (not partitioning) is not cloned'
-           FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE NOT c.relispartition AND c.relkind = 'r' AND {SYSTEM}
+
 ")).await?
     {
         let g = Get(&r, "unsupported objects");
@@ -569,6 +566,7 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
             partitioning,
             bound: g.opt(7),
             parent: g.opt_name(8)?,
+            inherits: Vec::new(),
             estimated_rows: g.i64(11)?,
             size_bytes: g.i64(12)?,
             comment: g.opt(13),
@@ -583,6 +581,19 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
         .enumerate()
         .map(|(i, t)| (t.oid, i))
         .collect();
+
+    for r in rows(conn, "inheritance", &format!(
+        "SELECT i.inhrelid, pn.nspname, pc.relname, quote_ident(pn.nspname) || '.' || quote_ident(pc.relname)
+         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_class pc ON pc.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+         WHERE NOT c.relispartition AND c.relkind IN ('r', 'p') AND {SYSTEM}
+         ORDER BY i.inhrelid, i.inhseqno")).await?
+    {
+        let g = Get(&r, "inheritance");
+        if let Some(&i) = index_of.get(&g.u32(0)?) {
+            cat.tables[i].inherits.push(g.name(1)?);
+        }
+    }
 
     for r in rows(conn, "columns", &format!(
         "SELECT a.attrelid, a.attname, quote_ident(a.attname), a.attnum, format_type(a.atttypid, a.atttypmod), a.atttypid,

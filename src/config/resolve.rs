@@ -370,10 +370,37 @@ pub fn resolve(
         let mut columns = Vec::new();
         let mut unlisted = Vec::new();
         for col in &t.columns {
-            let (strategy, source, line) = match rules.get(&(owner.clone(), col.name.clone())) {
-                Some((s, src, line)) => {
-                    let src = if owner != t.name && *src == RuleSource::Config {
-                        RuleSource::Parent(owner.clone())
+            // An inheriting table without a rule of its own for an inherited column takes its
+            // parents' (their queries read its rows too).
+            let inherited = || {
+                let mut stack: Vec<&Table> = vec![t];
+                let mut seen = 0;
+                while let Some(x) = stack.pop() {
+                    seen += 1;
+                    if seen > cat.tables.len() {
+                        break;
+                    }
+                    for p in x
+                        .inherits
+                        .iter()
+                        .filter_map(|p| cat.table(&p.schema, &p.name))
+                    {
+                        if let Some(r) = rules.get(&(p.name.clone(), col.name.clone())) {
+                            return Some((p.name.clone(), r));
+                        }
+                        stack.push(p);
+                    }
+                }
+                None
+            };
+            let found = rules
+                .get(&(owner.clone(), col.name.clone()))
+                .map(|r| (owner.clone(), r))
+                .or_else(inherited);
+            let (strategy, source, line) = match found {
+                Some((from, (s, src, line))) => {
+                    let src = if from != t.name && *src == RuleSource::Config {
+                        RuleSource::Parent(from)
                     } else {
                         src.clone()
                     };

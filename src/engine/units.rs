@@ -192,6 +192,7 @@ mod tests {
                 .collect(),
             partitioning: None,
             parent: None,
+            inherits: Vec::new(),
             bound: None,
             estimated_rows: 0,
             size_bytes: size,

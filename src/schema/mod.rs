@@ -347,15 +347,42 @@ fn ordered_pre_data(cat: &Catalog) -> (Keyed, Vec<QualifiedName>, Vec<String>) {
                     ),
                 ));
             }
-            // A partition takes its parent's defaults when it is created; one of its own is
-            // set on it.
-            let inherited = parent
-                .and_then(|p| p.columns.iter().find(|pc| pc.name == col.name))
-                .and_then(|pc| pc.default.as_ref());
-            if let (Some(_), Some(d)) = (parent, &col.default) {
+            // A partition takes its parent's defaults when it is created, an inheriting table
+            // those of its parents for the columns it does not declare: one of its own is set
+            // on it, as is a NOT NULL its parents lack.
+            let from: Vec<&Table> = parent
+                .into_iter()
+                .chain(
+                    t.inherits
+                        .iter()
+                        .filter(|_| !col.is_local)
+                        .filter_map(|p| cat.table(&p.schema, &p.name)),
+                )
+                .collect();
+            let theirs = || {
+                from.iter()
+                    .filter_map(|p| p.columns.iter().find(|pc| pc.name == col.name))
+            };
+            if let (false, Some(d)) = (from.is_empty(), &col.default) {
+                let inherited = theirs().find_map(|pc| pc.default.as_ref());
                 if Some(d) != inherited && !apart.contains(&(t.oid, col.attnum)) {
                     steps.push(set_default(t, col, d));
                 }
+            }
+            if !t.inherits.is_empty()
+                && !col.is_local
+                && col.not_null
+                && !theirs().any(|pc| pc.not_null)
+            {
+                steps.push(step(
+                    Phase::PreData,
+                    Some(&t.name),
+                    format!("not null of {}.{}", t.name, col.name),
+                    format!(
+                        "ALTER TABLE ONLY {} ALTER COLUMN {} SET NOT NULL",
+                        t.name.quoted, col.quoted
+                    ),
+                ));
             }
         }
         for st in cat
@@ -619,9 +646,11 @@ fn create_table(cat: &Catalog, t: &Table, apart: &HashSet<(u32, i16)>) -> String
             t.name.quoted, parent.quoted
         );
     }
+    // A table inheriting others lists only the columns it declares itself.
     let mut items: Vec<String> = t
         .columns
         .iter()
+        .filter(|c| c.is_local || t.inherits.is_empty())
         .map(|c| {
             let mut s = format!("{} {}", c.quoted, c.type_name);
             if let Some(coll) = &c.collation {
@@ -663,8 +692,20 @@ fn create_table(cat: &Catalog, t: &Table, apart: &HashSet<(u32, i16)>) -> String
         .as_ref()
         .map(|(_, key)| format!(" PARTITION BY {key}"))
         .unwrap_or_default();
+    let inherits = if t.inherits.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\nINHERITS ({})",
+            t.inherits
+                .iter()
+                .map(|p| p.quoted.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     format!(
-        "CREATE {unlogged}TABLE {} (\n    {}\n){partition}",
+        "CREATE {unlogged}TABLE {} (\n    {}\n){inherits}{partition}",
         t.name.quoted,
         items.join(",\n    ")
     )
