@@ -772,7 +772,25 @@ async fn load_settings(conn: &mut Connection, cat: &mut Catalog) -> Result<(), E
                                      WHEN 'A' THEN '; ALTER TABLE ' || {T} || ' ENABLE ALWAYS RULE ' || quote_ident(r.rulename) ELSE '' END,
                 'DROP RULE IF EXISTS ' || quote_ident(r.rulename) || ' ON ' || {T}
          FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE r.rulename <> '_RETURN' AND c.relkind IN ('r', 'p', 'v', 'm') AND {SYSTEM}",
+         WHERE r.rulename <> '_RETURN' AND c.relkind IN ('r', 'p', 'v', 'm') AND {SYSTEM}
+         UNION ALL
+         SELECT n.nspname, c.relname, {T}, 'i', 'statistics ' || quote_ident(sn.nspname) || '.' || quote_ident(x.stxname),
+                pg_get_statisticsobjdef(x.oid)
+                || CASE WHEN x.stxstattarget >= 0 THEN '; ALTER STATISTICS ' || quote_ident(sn.nspname) || '.' || quote_ident(x.stxname) || ' SET STATISTICS ' || x.stxstattarget ELSE '' END
+                || coalesce('; COMMENT ON STATISTICS ' || quote_ident(sn.nspname) || '.' || quote_ident(x.stxname) || ' IS ' || quote_literal(obj_description(x.oid, 'pg_statistic_ext')), ''), NULL
+         FROM pg_statistic_ext x JOIN pg_namespace sn ON sn.oid = x.stxnamespace
+         JOIN pg_class c ON c.oid = x.stxrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE {SYSTEM}
+         UNION ALL
+         SELECT n.nspname, c.relname, {T}, 'a', 'comment on constraint ' || quote_ident(k.conname) || ' on ' || {T},
+                'COMMENT ON CONSTRAINT ' || quote_ident(k.conname) || ' ON ' || {T} || ' IS ' || quote_literal(obj_description(k.oid, 'pg_constraint')), NULL
+         FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE obj_description(k.oid, 'pg_constraint') IS NOT NULL AND {SYSTEM}
+         UNION ALL
+         SELECT n.nspname, c.relname, {T}, 'a', 'comment on trigger ' || quote_ident(t.tgname) || ' on ' || {T},
+                'COMMENT ON TRIGGER ' || quote_ident(t.tgname) || ' ON ' || {T} || ' IS ' || quote_literal(obj_description(t.oid, 'pg_trigger')), NULL
+         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE NOT t.tgisinternal AND obj_description(t.oid, 'pg_trigger') IS NOT NULL AND {SYSTEM}",
         own = opts("c.reloptions", ""),
         toast = opts("tc.reloptions", "toast."),
         attopts = opts("a.attoptions", ""),

@@ -844,6 +844,15 @@ pub fn post_data(cat: &Catalog) -> Vec<Step> {
             out.push(s);
         }
     }
+    for tr in &cat.triggers {
+        out.push(step(
+            Phase::Triggers,
+            Some(&tr.table),
+            format!("trigger {} on {}", tr.name, tr.table),
+            tr.definition.clone(),
+        ));
+    }
+    // Settings after the triggers: a comment on a trigger needs it.
     for st in cat
         .settings
         .iter()
@@ -859,14 +868,6 @@ pub fn post_data(cat: &Catalog) -> Vec<Step> {
             Some(&st.table),
             st.object.clone(),
             st.sql.clone(),
-        ));
-    }
-    for tr in &cat.triggers {
-        out.push(step(
-            Phase::Triggers,
-            Some(&tr.table),
-            format!("trigger {} on {}", tr.name, tr.table),
-            tr.definition.clone(),
         ));
     }
     // Materialized views were created empty with the schema: filled once the rows are in,
