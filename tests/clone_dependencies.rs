@@ -141,3 +141,51 @@ fn objects_are_created_in_dependency_order_and_match_pg_dump() {
         "4|0"
     );
 }
+
+#[test]
+fn objects_privaci_cannot_create_are_refused_or_skipped_and_listed() {
+    let c = cluster_with_roles(&["owner", "cloner"], &[]);
+    c.psql("postgres", "CREATE DATABASE odd OWNER owner");
+    c.psql("postgres", "CREATE DATABASE odd_copy OWNER cloner");
+    load_sql(
+        &c,
+        "odd",
+        "owner",
+        1,
+        "CREATE TABLE t (id integer PRIMARY KEY, body text);
+         INSERT INTO t VALUES (1, 'a');
+         CREATE COLLATION public.german (provider = libc, locale = 'C');
+         CREATE TEXT SEARCH CONFIGURATION public.plain (COPY = pg_catalog.simple);",
+    );
+    let (code, out) = clone(&c, "odd", "odd_copy", &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("collation public.german"), "{out}");
+    assert!(
+        out.contains("text search configuration public.plain"),
+        "{out}"
+    );
+    assert!(out.contains("--skip-unsupported"), "{out}");
+    assert_eq!(
+        c.psql(
+            "odd_copy",
+            "SELECT count(*) FROM pg_class WHERE relname = 't'"
+        ),
+        "0"
+    );
+
+    let audit = std::env::temp_dir().join(format!("privaci-odd-{}.jsonl", std::process::id()));
+    let (code, out) = clone(
+        &c,
+        "odd",
+        "odd_copy",
+        &["--skip-unsupported", "--audit-log", audit.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("skipped collation public.german"), "{out}");
+    assert_eq!(
+        support::fixture_clone::audit_events(&audit, "object.skipped"),
+        2
+    );
+    let _ = std::fs::remove_file(&audit);
+    assert_eq!(c.psql("odd_copy", "SELECT count(*) FROM t"), "1");
+}

@@ -107,16 +107,25 @@ pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Err
 
     for r in rows(conn, "functions", &format!(
         "SELECT n.nspname, p.proname, quote_ident(n.nspname) || '.' || quote_ident(p.proname), pg_get_function_identity_arguments(p.oid),
-                CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) END, obj_description(p.oid, 'pg_proc'), p.prokind, p.oid
-         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                CASE WHEN p.prokind IN ('f', 'p') THEN pg_get_functiondef(p.oid) END, obj_description(p.oid, 'pg_proc'), p.prokind, p.oid,
+                l.lanname, l.lanpltrusted OR l.lanname IN ('sql', 'plpgsql')
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
          WHERE {SYSTEM} AND {} ORDER BY p.oid",
         // Range constructors and the like depend internally on their type: they come with it.
         not_extension_member("pg_proc", "p.oid").replace("deptype = 'e'", "deptype IN ('e', 'i')"))).await?
     {
         let g = Get(&r, "functions");
+        if !g.bool(9)? && g.s(6)? != "a" {
+            if !filter.takes_schema(&g.s(0)?) {
+                continue;
+            }
+            cat.unsupported.push(("function".into(), format!("{}({})", g.name(0)?, g.s(3)?), format!("written in {}, which only a superuser can create functions in", g.s(8)?)));
+            continue;
+        }
         match (g.opt(4), g.s(6)?.as_str()) {
             (Some(definition), _) => cat.functions.push(Function { oid: g.u32(7)?, name: g.name(0)?, arguments: g.s(3)?, definition, comment: g.opt(5), aggregate: false }),
             (None, "a") => {} // read below, with its aggregate's settings
+            _ if !filter.takes_schema(&g.s(0)?) => {}
             _ => cat.unsupported.push(("window function".into(), format!("{}({})", g.name(0)?, g.s(3)?), "window functions are written in C, which only a superuser can create; create it on the target first".into())),
         }
     }
@@ -136,14 +145,64 @@ pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Err
         cat.triggers.push(Trigger { table: g.name(0)?, name: g.s(3)?, definition: g.s(4)? });
     }
 
+    // What privaci does not create (a superuser's objects, or kinds not cloned yet), each with
+    // its schema (none for database-wide objects), so that none is left out silently.
+    // Parts another object made for itself (a range's casts to its multirange) come with it.
+    let member = |class: &str, oid: &str| {
+        not_extension_member(class, oid).replace("deptype = 'e'", "deptype IN ('e', 'i')")
+    };
     for r in rows(conn, "unsupported objects", &format!(
-        "SELECT 'foreign table', quote_ident(n.nspname) || '.' || quote_ident(c.relname), 'foreign tables are not cloned'
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'f' AND {SYSTEM}
-
-")).await?
+        "SELECT 'foreign table', n.nspname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), 'foreign tables are not cloned'
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'f' AND {SYSTEM} AND {rel}
+         UNION ALL SELECT 'base type', n.nspname, quote_ident(n.nspname) || '.' || quote_ident(t.typname), 'base types need C functions, which only a superuser can create'
+           FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+           WHERE t.typtype = 'b' AND t.oid >= 16384 AND NOT EXISTS (SELECT 1 FROM pg_type a WHERE a.typarray = t.oid) AND {SYSTEM} AND {typ}
+         UNION ALL SELECT 'event trigger', NULL, quote_ident(e.evtname), 'event triggers need a superuser'
+           FROM pg_event_trigger e WHERE {evt}
+         UNION ALL SELECT 'cast', NULL, format('(%s AS %s)', format_type(c.castsource, NULL), format_type(c.casttarget, NULL)), 'casts are not cloned yet'
+           FROM pg_cast c WHERE c.oid >= 16384 AND {cast}
+         UNION ALL SELECT 'operator', n.nspname, format('%I.%s(%s, %s)', n.nspname, o.oprname, format_type(o.oprleft, NULL), format_type(o.oprright, NULL)), 'operators are not cloned yet'
+           FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE {SYSTEM} AND {opr}
+         UNION ALL SELECT 'operator class', n.nspname, quote_ident(n.nspname) || '.' || quote_ident(c.opcname), 'operator classes are not cloned yet'
+           FROM pg_opclass c JOIN pg_namespace n ON n.oid = c.opcnamespace WHERE {SYSTEM} AND {opc}
+         UNION ALL SELECT 'operator family', n.nspname, quote_ident(n.nspname) || '.' || quote_ident(f.opfname), 'operator families are not cloned yet'
+           FROM pg_opfamily f JOIN pg_namespace n ON n.oid = f.opfnamespace WHERE {SYSTEM} AND {opf}
+           AND NOT EXISTS (SELECT 1 FROM pg_opclass c WHERE c.opcfamily = f.oid)
+         UNION ALL SELECT 'collation', n.nspname, quote_ident(n.nspname) || '.' || quote_ident(c.collname), 'collations are not cloned yet'
+           FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace WHERE {SYSTEM} AND {coll}
+         UNION ALL SELECT 'text search configuration', n.nspname, quote_ident(n.nspname) || '.' || quote_ident(c.cfgname), 'text search configurations are not cloned yet'
+           FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace WHERE {SYSTEM} AND {cfg}
+         UNION ALL SELECT 'text search dictionary', n.nspname, quote_ident(n.nspname) || '.' || quote_ident(td.dictname), 'text search dictionaries are not cloned yet'
+           FROM pg_ts_dict td JOIN pg_namespace n ON n.oid = td.dictnamespace WHERE {SYSTEM} AND {dict}
+         UNION ALL SELECT 'conversion', n.nspname, quote_ident(n.nspname) || '.' || quote_ident(c.conname), 'conversions are not cloned yet'
+           FROM pg_conversion c JOIN pg_namespace n ON n.oid = c.connamespace WHERE {SYSTEM} AND {conv}
+         UNION ALL SELECT 'publication', NULL, quote_ident(p.pubname), 'publications are not cloned'
+           FROM pg_publication p
+         UNION ALL SELECT 'foreign server', NULL, quote_ident(s.srvname), 'foreign servers are not cloned'
+           FROM pg_foreign_server s WHERE {srv}
+         UNION ALL SELECT 'language', NULL, quote_ident(l.lanname), 'procedural languages need a superuser or an extension'
+           FROM pg_language l WHERE l.oid >= 16384 AND {lang}
+         UNION ALL SELECT 'large objects', NULL, count(*)::text, 'large objects are not cloned yet'
+           FROM pg_largeobject_metadata HAVING count(*) > 0",
+        rel = member("pg_class", "c.oid"),
+        typ = member("pg_type", "t.oid"),
+        evt = member("pg_event_trigger", "e.oid"),
+        cast = member("pg_cast", "c.oid"),
+        opr = member("pg_operator", "o.oid"),
+        opc = member("pg_opclass", "c.oid"),
+        opf = member("pg_opfamily", "f.oid"),
+        coll = member("pg_collation", "c.oid"),
+        cfg = member("pg_ts_config", "c.oid"),
+        dict = member("pg_ts_dict", "td.oid"),
+        conv = member("pg_conversion", "c.oid"),
+        srv = member("pg_foreign_server", "s.oid"),
+        lang = member("pg_language", "l.oid"),
+    )).await?
     {
         let g = Get(&r, "unsupported objects");
-        cat.unsupported.push((g.s(0)?, g.s(1)?, g.s(2)?));
+        if g.opt(1).is_none_or(|schema| filter.takes_schema(&schema)) {
+            cat.unsupported.push((g.s(0)?, g.s(2)?, g.s(3)?));
+        }
     }
 
     apply_filter(&mut cat, filter);

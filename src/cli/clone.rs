@@ -94,6 +94,7 @@ pub async fn run(args: CloneArgs) -> i32 {
         keep_state: args.keep_state,
         split_bytes: args.split_tables_larger_than,
         lock_timeout: args.lock_wait_timeout,
+        skip_unsupported: args.skip_unsupported,
     };
     let stop = StopHandle::default();
     watch_signals(stop.clone());

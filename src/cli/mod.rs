@@ -147,6 +147,11 @@ pub struct CloneArgs {
     /// TABLE and DROP TABLE on the source wait until it is done.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub lock_wait_timeout: std::time::Duration,
+    /// Clone without the objects privaci cannot create on the target (C functions, base
+    /// types, event triggers, foreign tables...): each is listed in the report and the audit
+    /// log. Without it such objects are refused at pre-flight (exit 2).
+    #[arg(long)]
+    pub skip_unsupported: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
 }
@@ -229,6 +234,9 @@ pub struct PlanArgs {
     /// How the target schema is obtained.
     #[arg(long, value_enum, default_value = "create")]
     pub schema: SchemaArg,
+    /// As for clone: objects privaci cannot create are listed, not refused.
+    #[arg(long)]
+    pub skip_unsupported: bool,
     /// Finishing an earlier run: existing tables and run state are expected.
     #[arg(long)]
     pub resume: bool,

@@ -68,12 +68,17 @@ pub async fn run(args: PlanArgs) -> i32 {
         }
     };
     let mut refusals = preflight::check_source(&cat);
+    let mode = if args.schema == SchemaArg::Existing {
+        SchemaMode::Existing
+    } else {
+        SchemaMode::Create
+    };
+    refusals.extend(preflight::check_unsupported(
+        &cat,
+        mode,
+        args.skip_unsupported,
+    ));
     if let Some(target) = &args.target {
-        let mode = if args.schema == SchemaArg::Existing {
-            SchemaMode::Existing
-        } else {
-            SchemaMode::Create
-        };
         let checked = async {
             let cfg = Config::parse(target).map_err(|e| crate::Error::from(e).context("target"))?;
             let mut conn = crate::conn::connect(&cfg)
@@ -346,7 +351,8 @@ fn text(cat: &Catalog, resolved: &[ResolvedTable], refusals: &[String]) -> Strin
         }
     }
     if !cat.unsupported.is_empty() {
-        out += "\nNot supported (listed here, not cloned):\n";
+        out +=
+            "\nNot supported (refused at pre-flight unless --skip-unsupported; then left out):\n";
         for (kind, name, why) in &cat.unsupported {
             out += &format!("  {kind} {name}: {why}\n");
         }

@@ -60,6 +60,8 @@ pub struct CloneOptions {
     pub split_bytes: i64,
     /// How long to wait for each source table's lock before giving up.
     pub lock_timeout: Duration,
+    /// Leave out (and list) objects privaci cannot create instead of refusing the run.
+    pub skip_unsupported: bool,
 }
 
 /// How a run ended badly before it started, mapped to exit codes 3, 2 and 1. Once started,
@@ -160,6 +162,14 @@ pub async fn run(
         "run.start",
         json!({ "resume": prepared.resume, "jobs": prepared.jobs, "tables": prepared.catalog.data_tables().count(), "snapshot": prepared.snapshot_id, "key_fingerprint": prepared.fingerprint }),
     );
+    if opts.schema_mode == SchemaMode::Create {
+        for (kind, name, why) in &prepared.catalog.unsupported {
+            audit.event(
+                "object.skipped",
+                json!({ "kind": kind, "name": name, "why": why }),
+            );
+        }
+    }
     for r in &prepared.redo {
         audit.event(
             "table.redo",
@@ -250,6 +260,16 @@ async fn prepare(opts: &CloneOptions, stop: &StopHandle) -> Result<Prepared, Clo
     }
     let resolved = resolved.map_err(CloneError::Config)?;
     let mut refusals = preflight::check_source(&cat);
+    refusals.extend(preflight::check_unsupported(
+        &cat,
+        opts.schema_mode,
+        opts.skip_unsupported,
+    ));
+    if opts.schema_mode == SchemaMode::Create {
+        for (kind, name, why) in &cat.unsupported {
+            notes.push(format!("skipped {kind} {name}: {why}"));
+        }
+    }
     let mut target = match TargetLink::open(&opts.target).await {
         Ok(Ok(t)) => t,
         Ok(Err(other_run)) => return Err(CloneError::Preflight(vec![other_run])),

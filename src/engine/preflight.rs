@@ -33,6 +33,24 @@ fn version_text(num: u32) -> String {
     format!("{}.{}", num / 10000, num % 10000)
 }
 
+/// Objects privaci cannot create on the target, refused (unless the user said to skip them)
+/// when privaci creates the schema: nothing is left out silently.
+pub fn check_unsupported(cat: &Catalog, mode: SchemaMode, skip: bool) -> Vec<String> {
+    if skip || mode == SchemaMode::Existing || cat.unsupported.is_empty() {
+        return Vec::new();
+    }
+    let list: Vec<String> = cat
+        .unsupported
+        .iter()
+        .map(|(kind, name, why)| format!("{kind} {name} ({why})"))
+        .collect();
+    vec![format!(
+        "{} object(s) cannot be created by privaci: {}; create them on the target yourself (then --schema existing), exclude their schema, or give --skip-unsupported to clone without them",
+        list.len(),
+        list.join("; ")
+    )]
+}
+
 /// Checks on the source alone.
 pub fn check_source(cat: &Catalog) -> Vec<String> {
     let mut refusals = Vec::new();
