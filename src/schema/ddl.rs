@@ -1,0 +1,185 @@
+//! CREATE statements for single objects (types, sequences, tables), written from the catalog
+//! model as pg_dump would write them.
+
+use std::collections::HashSet;
+
+use super::literal;
+use crate::catalog::{Catalog, ConstraintKind, Table, TypeDef};
+
+pub(super) fn create_type(t: &crate::catalog::UserType) -> String {
+    match &t.def {
+        TypeDef::Enum { labels } => format!(
+            "CREATE TYPE {} AS ENUM ({})",
+            t.name.quoted,
+            labels
+                .iter()
+                .map(|l| literal(l))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        TypeDef::Domain {
+            base,
+            not_null,
+            default,
+            collation,
+            checks,
+        } => {
+            let mut s = format!("CREATE DOMAIN {} AS {base}", t.name.quoted);
+            if let Some(c) = collation {
+                s += &format!(" COLLATE {c}");
+            }
+            if let Some(d) = default {
+                s += &format!(" DEFAULT {d}");
+            }
+            if *not_null {
+                s += " NOT NULL";
+            }
+            for (name, def) in checks.iter().filter(|(_, d)| !d.ends_with(" NOT VALID")) {
+                s += &format!(" CONSTRAINT {name} {def}");
+            }
+            s
+        }
+        TypeDef::Composite { attributes } => format!(
+            "CREATE TYPE {} AS ({})",
+            t.name.quoted,
+            attributes
+                .iter()
+                .map(|(n, ty)| format!("{n} {ty}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        TypeDef::Range { subtype, options } => {
+            let mut opts = vec![format!("subtype = {subtype}")];
+            opts.extend(options.iter().cloned());
+            format!(
+                "CREATE TYPE {} AS RANGE ({})",
+                t.name.quoted,
+                opts.join(", ")
+            )
+        }
+    }
+}
+
+/// `quote_ident` for names the catalog gives raw (extensions and their schemas).
+pub(super) fn quote_ident_simple(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !s.as_bytes()[0].is_ascii_digit()
+    {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
+/// Sequence options; an identity sequence's type follows its column, so it takes no `AS`.
+pub(super) fn sequence_options(s: &crate::catalog::Sequence) -> String {
+    format!(
+        "{}START WITH {} INCREMENT BY {} MINVALUE {} MAXVALUE {} CACHE {}{}",
+        if s.identity {
+            String::new()
+        } else {
+            format!("AS {} ", s.data_type)
+        },
+        s.start,
+        s.increment,
+        s.min,
+        s.max,
+        s.cache,
+        if s.cycle { " CYCLE" } else { " NO CYCLE" }
+    )
+}
+
+pub(super) fn create_table(cat: &Catalog, t: &Table, apart: &HashSet<(u32, i16)>) -> String {
+    let unlogged = if t.unlogged { "UNLOGGED " } else { "" };
+    let checks: Vec<String> = t
+        .constraints
+        .iter()
+        .filter(|c| {
+            c.kind == ConstraintKind::Check && c.is_local && !c.inherited_from_parent && c.validated
+        })
+        .map(|c| format!("CONSTRAINT {} {}", c.quoted, c.definition))
+        .collect();
+    if let (Some(parent), Some(bound)) = (&t.parent, &t.bound) {
+        // Partitions take their columns from the parent; only their own checks are added.
+        let extra = if checks.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", checks.join(", "))
+        };
+        // A partition that is itself partitioned (multi-level) says how.
+        let partition = t
+            .partitioning
+            .as_ref()
+            .map(|(_, key)| format!(" PARTITION BY {key}"))
+            .unwrap_or_default();
+        return format!(
+            "CREATE {unlogged}TABLE {} PARTITION OF {}{extra} {bound}{partition}",
+            t.name.quoted, parent.quoted
+        );
+    }
+    // A table inheriting others lists only the columns it declares itself.
+    let mut items: Vec<String> = t
+        .columns
+        .iter()
+        .filter(|c| c.is_local || t.inherits.is_empty())
+        .map(|c| {
+            let mut s = format!("{} {}", c.quoted, c.type_name);
+            if let Some(coll) = &c.collation {
+                s += &format!(" COLLATE {coll}");
+            }
+            if let Some(expr) = &c.generated {
+                s += &format!(" GENERATED ALWAYS AS ({expr}) STORED");
+            } else if let Some(d) = c
+                .default
+                .as_ref()
+                .filter(|_| !apart.contains(&(t.oid, c.attnum)))
+            {
+                s += &format!(" DEFAULT {d}");
+            }
+            if c.not_null {
+                s += " NOT NULL";
+            }
+            if let Some(kind) = c.identity {
+                let seq = cat.sequences.iter().find(|s| {
+                    s.identity
+                        && s.owned_by
+                            .as_ref()
+                            .is_some_and(|(tbl, col)| tbl == &t.name && col == &c.quoted)
+                });
+                let options = seq
+                    .map(|s| format!(" (SEQUENCE NAME {} {})", s.name.quoted, sequence_options(s)))
+                    .unwrap_or_default();
+                s += &format!(
+                    " GENERATED {} AS IDENTITY{options}",
+                    if kind == 'a' { "ALWAYS" } else { "BY DEFAULT" }
+                );
+            }
+            s
+        })
+        .collect();
+    items.extend(checks);
+    let partition = t
+        .partitioning
+        .as_ref()
+        .map(|(_, key)| format!(" PARTITION BY {key}"))
+        .unwrap_or_default();
+    let inherits = if t.inherits.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\nINHERITS ({})",
+            t.inherits
+                .iter()
+                .map(|p| p.quoted.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    format!(
+        "CREATE {unlogged}TABLE {} (\n    {}\n){inherits}{partition}",
+        t.name.quoted,
+        items.join(",\n    ")
+    )
+}
