@@ -72,7 +72,12 @@ impl Error {
         matches!(self.kind, ErrorKind::Io | ErrorKind::Connect)
             || self
                 .code()
-                .is_some_and(|c| c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03"))
+                // 08P01 from the server is a refused message (binary COPY data it could not
+                // read), not a lost connection: sending the same again fails the same way.
+                .is_some_and(|c| {
+                    (c.starts_with("08") && c != "08P01")
+                        || matches!(c, "57P01" | "57P02" | "57P03")
+                })
     }
 
     /// The server refused a new session because its connection slots are full (53300).

@@ -45,7 +45,7 @@ fn tables_without_binary_io_fall_back_to_text_and_stay_masked() {
         .unwrap();
     let plan_out = String::from_utf8_lossy(&plan.stdout);
     assert!(
-        plan_out.contains("[text COPY: no binary I/O for isbn, range]"),
+        plan_out.contains("[text COPY: no two-way binary I/O for isbn, range]"),
         "{plan_out}"
     );
 
@@ -114,4 +114,88 @@ fn tables_without_binary_io_fall_back_to_text_and_stay_masked() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A value the target refuses in binary (here: an existing target column of another type,
+/// which reads the source's text form but not its binary form) makes that unit go again in
+/// text, masked by the text rewriter, with a `table.fallback_text` event saying why. Tables
+/// with a masked non-text column cannot go to text: they fail, naming the table.
+#[test]
+fn a_unit_the_target_refuses_in_binary_is_copied_again_in_text() {
+    let c = Cluster::builder()
+        .hba("host all owner 127.0.0.1/32 scram-sha-256")
+        .hba("host all cloner 127.0.0.1/32 scram-sha-256")
+        .start();
+    c.create_role("owner", Some("owner-secret"), false);
+    c.create_role("cloner", Some("cloner-secret"), false);
+    c.psql("postgres", "CREATE DATABASE src OWNER owner");
+    c.psql("postgres", "CREATE DATABASE dst OWNER cloner");
+    c.psql(
+        "src",
+        "SET ROLE owner;
+         CREATE TABLE codes (id int PRIMARY KEY, code text, email text);
+         INSERT INTO codes SELECT g, (g * 7)::text, 'user' || g || '@mail.example' FROM generate_series(1, 300) g;
+         CREATE TABLE amounts (id int PRIMARY KEY, amount text, born date);
+         INSERT INTO amounts VALUES (1, '5', '1980-01-01');",
+    );
+    c.psql(
+        "dst",
+        "SET ROLE cloner;
+         CREATE TABLE codes (id int PRIMARY KEY, code integer, email text);
+         CREATE TABLE amounts (id int PRIMARY KEY, amount integer, born date);",
+    );
+    let dir = c.socket_dir().parent().unwrap().to_path_buf();
+    let config = dir.join("masking.toml");
+    std::fs::write(
+        &config,
+        "[tables.codes.columns]\nemail = \"email\"\n[tables.amounts.columns]\nborn = { strategy = \"date_shift\", max_days = 30 }\n",
+    )
+    .unwrap();
+    let audit = dir.join("audit.jsonl");
+    let conn = |db: &str, user: &str| {
+        format!(
+            "host=127.0.0.1 port={} user={user} password={user}-secret dbname={db}",
+            c.port()
+        )
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_privaci"))
+        .args([
+            "clone",
+            "--source",
+            &conn("src", "owner"),
+            "--target",
+            &conn("dst", "cloner"),
+            "--schema",
+            "existing",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--audit-log")
+        .arg(&audit)
+        .env("PRIVACI_MASK_KEY", "text fallback test key 0123")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // codes: redone in text, every row there, emails masked.
+    assert_eq!(
+        c.psql(
+            "dst",
+            "SELECT count(*), sum(code), count(*) FILTER (WHERE email LIKE 'user%@mail.example') FROM codes"
+        ),
+        "300|316050|0"
+    );
+    let log = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        log.contains("\"event\":\"table.fallback_text\",\"table\":\"public.codes\",\"unit\":\"public.codes\",\"reason\":\"the target refused a binary value"),
+        "{log}"
+    );
+    assert!(!log.contains("mail.example"), "{log}");
+    // amounts: date_shift cannot run on text, so no redo; the failure names the table.
+    assert!(stderr.contains("public.amounts"), "{stderr}");
+    assert!(
+        !log.contains("\"table\":\"public.amounts\",\"unit\""),
+        "{log}"
+    );
+    assert_eq!(c.psql("dst", "SELECT count(*) FROM amounts"), "0");
 }

@@ -77,6 +77,10 @@ pub struct UserType {
     /// User types this one is built on (OIDs), for ordering.
     pub depends_on: Vec<u32>,
     pub comment: Option<String>,
+    /// `COMMENT ON COLUMN` statements for a composite type's attributes.
+    pub attribute_comments: Vec<String>,
+    /// `COMMENT ON CONSTRAINT ... ON DOMAIN` statements, run once every constraint exists.
+    pub constraint_comments: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +100,8 @@ pub struct Sequence {
     pub identity: bool,
     /// `last_value` and `is_called`, read from the sequence itself.
     pub last_value: Option<(i64, bool)>,
+    pub unlogged: bool,
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,8 +117,10 @@ pub struct Column {
     pub base_type_name: String,
     /// An enum (its values travel as their labels) or an array of one.
     pub is_enum: bool,
-    /// The type (and its base or element type) has binary send/receive functions; without
-    /// them the table is copied in text format.
+    /// The type (and its base or element type) has binary send/receive functions that read
+    /// back what they write; without them the table is copied in text format. `tsquery`
+    /// counts as without: its receive function refuses an empty query its send function
+    /// writes.
     pub binary_io: bool,
     /// `COLLATE "x"` when it differs from the type's default.
     pub collation: Option<String>,
@@ -179,6 +187,8 @@ pub struct Table {
     pub bound: Option<String>,
     /// Table inheritance (`INHERITS`, not partitioning): its parents, in declared order.
     pub inherits: Vec<QualifiedName>,
+    /// A typed table (`OF type`): the composite type its columns come from.
+    pub of_type: Option<String>,
     pub estimated_rows: i64,
     /// Table size including TOAST, without indexes.
     pub size_bytes: i64,
@@ -231,6 +241,13 @@ pub struct View {
     pub populated: bool,
     pub comment: Option<String>,
     pub oid: u32,
+    /// `security_barrier`, `security_invoker` (views) or storage parameters (materialized
+    /// views), as `WITH (...)` takes them.
+    pub options: Option<String>,
+    /// `CASCADED` or `LOCAL` for a view `WITH ... CHECK OPTION`.
+    pub check_option: Option<String>,
+    /// Statements run after the view: column defaults and column comments.
+    pub column_settings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -97,12 +97,29 @@ pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Err
 
     for r in rows(conn, "views", &format!(
         "SELECT c.oid, n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind = 'm', c.relispopulated,
-                pg_get_viewdef(c.oid), obj_description(c.oid, 'pg_class')
+                pg_get_viewdef(c.oid), obj_description(c.oid, 'pg_class'),
+                (SELECT string_agg(split_part(o, '=', 1) || '=' || quote_literal(substr(o, strpos(o, '=') + 1)), ', ') FROM unnest(c.reloptions) o WHERE o !~ '^check_option='),
+                (SELECT upper(substr(o, 14)) FROM unnest(c.reloptions) o WHERE o ~ '^check_option='),
+                (SELECT string_agg(concat_ws('; ',
+                    CASE WHEN d.adbin IS NOT NULL THEN 'ALTER TABLE ONLY ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' ALTER COLUMN ' || quote_ident(a.attname) || ' SET DEFAULT ' || pg_get_expr(d.adbin, d.adrelid) END,
+                    CASE WHEN col_description(c.oid, a.attnum) IS NOT NULL THEN 'COMMENT ON COLUMN ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(a.attname) || ' IS ' || quote_literal(col_description(c.oid, a.attnum)) END), E'\x1f' ORDER BY a.attnum)
+                 FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND (d.adbin IS NOT NULL OR col_description(c.oid, a.attnum) IS NOT NULL))
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('v', 'm') AND {SYSTEM} AND {} ORDER BY c.oid", not_extension_member("pg_class", "c.oid"))).await?
     {
         let g = Get(&r, "views");
-        cat.views.push(View { oid: g.u32(0)?, name: g.name(1)?, materialized: g.bool(4)?, populated: g.bool(5)?, definition: g.s(6)?, comment: g.opt(7) });
+        cat.views.push(View {
+            oid: g.u32(0)?,
+            name: g.name(1)?,
+            materialized: g.bool(4)?,
+            populated: g.bool(5)?,
+            definition: g.s(6)?,
+            comment: g.opt(7),
+            options: g.opt(8),
+            check_option: g.opt(9),
+            column_settings: g.list(10),
+        });
     }
 
     for r in rows(conn, "functions", &format!(
@@ -340,15 +357,27 @@ async fn load_types(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Erro
         let g = Get(&r, "domain constraints");
         checks.entry(g.u32(0)?).or_default().push((g.s(1)?, g.s(2)?));
     }
+    let mut constraint_comments: HashMap<u32, Vec<String>> = HashMap::new();
+    for r in rows(conn, "domain constraint comments", "SELECT k.contypid, 'COMMENT ON CONSTRAINT ' || quote_ident(k.conname) || ' ON DOMAIN ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname) || ' IS ' || quote_literal(d.description)
+         FROM pg_constraint k JOIN pg_description d ON d.objoid = k.oid AND d.classoid = 'pg_constraint'::regclass
+         JOIN pg_type t ON t.oid = k.contypid JOIN pg_namespace n ON n.oid = t.typnamespace WHERE k.contypid <> 0 ORDER BY k.contypid, k.conname").await? {
+        let g = Get(&r, "domain constraint comments");
+        constraint_comments.entry(g.u32(0)?).or_default().push(g.s(1)?);
+    }
     let mut attributes: HashMap<u32, Vec<(String, String, u32)>> = HashMap::new();
+    let mut attribute_comments: HashMap<u32, Vec<String>> = HashMap::new();
     for r in rows(conn, "composite attributes",
         "SELECT t.oid, quote_ident(a.attname), format_type(a.atttypid, a.atttypmod),
-                CASE WHEN at.typcategory = 'A' THEN at.typelem ELSE a.atttypid END
-         FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid JOIN pg_type at ON at.oid = a.atttypid
+                CASE WHEN at.typcategory = 'A' THEN at.typelem ELSE a.atttypid END,
+                'COMMENT ON COLUMN ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname) || '.' || quote_ident(a.attname) || ' IS ' || quote_literal(col_description(t.typrelid, a.attnum))
+         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_attribute a ON a.attrelid = t.typrelid JOIN pg_type at ON at.oid = a.atttypid
          WHERE t.typtype = 'c' AND a.attnum > 0 AND NOT a.attisdropped ORDER BY t.oid, a.attnum").await?
     {
         let g = Get(&r, "composite attributes");
         attributes.entry(g.u32(0)?).or_default().push((g.s(1)?, g.s(2)?, g.u32(3)?));
+        if let Some(c) = g.opt(4) {
+            attribute_comments.entry(g.u32(0)?).or_default().push(c);
+        }
     }
     for r in rows(conn, "types", &format!(
         "SELECT t.oid, n.nspname, t.typname, quote_ident(n.nspname) || '.' || quote_ident(t.typname), t.typtype, obj_description(t.oid, 'pg_type'),
@@ -397,7 +426,15 @@ async fn load_types(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Erro
                 (TypeDef::Range { subtype: g.s(11)?, options }, vec![g.u32(12)?])
             }
         };
-        cat.types.push(UserType { oid, name: g.name(1)?, def, depends_on, comment: g.opt(5) });
+        cat.types.push(UserType {
+            oid,
+            name: g.name(1)?,
+            def,
+            depends_on,
+            comment: g.opt(5),
+            attribute_comments: attribute_comments.remove(&oid).unwrap_or_default(),
+            constraint_comments: constraint_comments.remove(&oid).unwrap_or_default(),
+        });
     }
     Ok(())
 }
@@ -408,7 +445,7 @@ async fn load_sequences(conn: &mut Connection, cat: &mut Catalog) -> Result<(), 
         "SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement,
                 s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
                 dn.nspname, dc.relname, quote_ident(dn.nspname) || '.' || quote_ident(dc.relname), quote_ident(a.attname), d.deptype,
-                has_sequence_privilege(c.oid, 'SELECT'), c.oid
+                has_sequence_privilege(c.oid, 'SELECT'), c.oid, c.relpersistence = 'u', obj_description(c.oid, 'pg_class')
          FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
          LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
          LEFT JOIN pg_class dc ON dc.oid = d.refobjid LEFT JOIN pg_namespace dn ON dn.oid = dc.relnamespace
@@ -436,6 +473,8 @@ async fn load_sequences(conn: &mut Connection, cat: &mut Catalog) -> Result<(), 
             },
             identity: g.opt(14).as_deref() == Some("i"),
             last_value: None,
+            unlogged: g.bool(17)?,
+            comment: g.opt(18),
         });
     }
     // One query reads every readable sequence's position.
@@ -596,7 +635,8 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
                 has_table_privilege(c.oid, 'SELECT'),
                 pg_relation_size(c.oid) / current_setting('block_size')::bigint,
                 c.relrowsecurity AND NOT (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = current_user)
-                  AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE'))
+                  AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')),
+                CASE WHEN c.reloftype <> 0 THEN format_type(c.reloftype, NULL) END
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          LEFT JOIN pg_partitioned_table p ON p.partrelid = c.oid
          LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND c.relispartition
@@ -632,6 +672,7 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
             readable: g.bool(14)?,
             pages: g.i64(15)?,
             row_security: g.bool(16)?,
+            of_type: g.opt(17),
         });
     }
     let index_of: HashMap<u32, usize> = cat
@@ -661,7 +702,7 @@ async fn load_tables(conn: &mut Connection, cat: &mut Catalog) -> Result<(), Err
                 CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) END, a.attislocal, col_description(a.attrelid, a.attnum),
                 CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) ELSE format_type(a.atttypid, a.atttypmod) END,
                 t.typtype = 'e' OR (t.typcategory = 'A' AND EXISTS (SELECT 1 FROM pg_type et WHERE et.oid = t.typelem AND et.typtype = 'e')),
-                (SELECT bool_and(x.typsend <> 0 AND x.typreceive <> 0) FROM pg_type x
+                (SELECT bool_and(x.typsend <> 0 AND x.typreceive <> 0 AND x.oid <> 'pg_catalog.tsquery'::pg_catalog.regtype) FROM pg_type x
                   WHERE x.oid IN (t.oid, t.typbasetype, t.typelem, (SELECT b.typelem FROM pg_type b WHERE b.oid = t.typbasetype))),
                 coalesce((SELECT collisdeterministic FROM pg_collation WHERE oid = a.attcollation), true)
          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -287,7 +287,7 @@ fn text(cat: &Catalog, resolved: &[ResolvedTable], refusals: &[String]) -> Strin
             .filter(|r| !r.text_fallback.is_empty())
             .map(|r| {
                 format!(
-                    "  [text COPY: no binary I/O for {}]",
+                    "  [text COPY: no two-way binary I/O for {}]",
                     r.text_fallback.join(", ")
                 )
             })

@@ -57,7 +57,16 @@ impl ResolvedTable {
     /// kept column whose binary values embed them (arrays and records of user types) gets
     /// its OIDs rewritten, unless the table travels as text (`text_fallback`: no OIDs there).
     pub fn plan(&self, key: Option<&MaskKey>, oids: &Arc<OidMap>) -> Result<MaskPlan, String> {
-        let binary = self.text_fallback.is_empty();
+        self.plan_in(key, oids, self.text_fallback.is_empty())
+    }
+
+    /// The plan for COPY in binary or, for a unit redone as text, in text format.
+    pub fn plan_in(
+        &self,
+        key: Option<&MaskKey>,
+        oids: &Arc<OidMap>,
+        binary: bool,
+    ) -> Result<MaskPlan, String> {
         let mut columns = Vec::new();
         for c in self.columns.iter().filter(|c| c.copied) {
             let action = match &c.strategy {
@@ -81,6 +90,17 @@ impl ResolvedTable {
             columns.push((c.name.clone(), action));
         }
         Ok(MaskPlan { columns })
+    }
+
+    /// Every masked column can be masked in text format too (text values are the same bytes
+    /// in both formats; other types are not).
+    pub fn text_safe(&self) -> bool {
+        self.columns.iter().filter(|c| c.copied).all(|c| {
+            matches!(
+                c.strategy,
+                StrategySpec::Keep | StrategySpec::Default | StrategySpec::Null
+            ) || c.spec.as_ref().is_some_and(|s| s.kind == TypeKind::Text)
+        })
     }
 
     pub fn is_masked(&self) -> bool {

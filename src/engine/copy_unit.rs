@@ -95,6 +95,59 @@ pub async fn copy_unit(
             json!({ "table": table.name.to_string(), "columns": resolved.text_fallback }),
         );
     }
+    let first = copy_unit_as(shared, session, source, target, unit, on_bytes, plan, text).await;
+    // PostgreSQL's binary input is not always the inverse of its output (an empty tsquery is
+    // sent but refused back): a value the target refuses in binary is tried once as text,
+    // the form pg_dump uses, when every masked column can be masked there.
+    match first {
+        Err(f) if !text && binary_refused(&f.error) && resolved.text_safe() => {
+            let reason = format!(
+                "the target refused a binary value ({})",
+                f.error.code().unwrap_or("no SQLSTATE")
+            );
+            shared.progress.line(&format!(
+                "{}: {reason}; copying it again in text format",
+                unit.key()
+            ));
+            shared.audit.event(
+                "table.fallback_text",
+                json!({ "table": table.name.to_string(), "unit": unit.key(), "reason": reason }),
+            );
+            let plan = resolved
+                .plan_in(shared.key.as_ref(), &shared.oids, false)
+                .map_err(|m| Error::new(ErrorKind::Mask, m))?;
+            copy_unit_as(shared, session, source, target, unit, on_bytes, plan, true).await
+        }
+        other => other,
+    }
+}
+
+/// The target refused a value's binary form (a data exception, or an internal error raised
+/// by a type's receive function), not the connection or a constraint.
+fn binary_refused(e: &Error) -> bool {
+    !e.is_retryable()
+        && e.code()
+            .is_some_and(|c| c.starts_with("22") || c == "XX000" || c == "08P01")
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn copy_unit_as(
+    shared: &Shared,
+    session: SourceSession,
+    source: &mut Connection,
+    target: &mut Connection,
+    unit: &Unit,
+    on_bytes: &(dyn Fn(u64) + Sync),
+    plan: crate::mask::MaskPlan,
+    text: bool,
+) -> Result<Copied, CopyFailure> {
+    let table = table_of(shared, unit)?;
+    let resolved = shared.resolved.get(&unit.table).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Protocol,
+            format!("unit {} has no masking plan", unit.key()),
+        )
+    })?;
     let masked: Vec<String> = resolved
         .columns
         .iter()

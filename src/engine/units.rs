@@ -193,6 +193,7 @@ mod tests {
             partitioning: None,
             parent: None,
             inherits: Vec::new(),
+            of_type: None,
             bound: None,
             estimated_rows: 0,
             size_bytes: size,

@@ -119,6 +119,43 @@ pub(super) fn create_table(cat: &Catalog, t: &Table, apart: &HashSet<(u32, i16)>
             t.name.quoted, parent.quoted
         );
     }
+    // A typed table takes its columns from its type; only their options are said.
+    if let Some(of) = &t.of_type {
+        let mut items: Vec<String> = t
+            .columns
+            .iter()
+            .filter(|c| c.not_null || c.default.is_some())
+            .map(|c| {
+                let mut s = format!("{} WITH OPTIONS", c.quoted);
+                if let Some(d) = c
+                    .default
+                    .as_ref()
+                    .filter(|_| !apart.contains(&(t.oid, c.attnum)))
+                {
+                    s += &format!(" DEFAULT {d}");
+                }
+                if c.not_null {
+                    s += " NOT NULL";
+                }
+                s
+            })
+            .collect();
+        items.extend(checks);
+        let body = if items.is_empty() {
+            String::new()
+        } else {
+            format!(" (\n    {}\n)", items.join(",\n    "))
+        };
+        let partition = t
+            .partitioning
+            .as_ref()
+            .map(|(_, key)| format!(" PARTITION BY {key}"))
+            .unwrap_or_default();
+        return format!(
+            "CREATE {unlogged}TABLE {} OF {of}{body}{partition}",
+            t.name.quoted
+        );
+    }
     // A table inheriting others lists only the columns it declares itself.
     let mut items: Vec<String> = t
         .columns

@@ -245,6 +245,14 @@ fn ordered_pre_data(cat: &Catalog) -> (Keyed, Vec<QualifiedName>, Vec<String>) {
                 format!("COMMENT ON TYPE {} IS {}", t.name.quoted, literal(c)),
             ));
         }
+        for c in &t.attribute_comments {
+            steps.push(step(
+                Phase::PreData,
+                None,
+                format!("comment on an attribute of type {}", t.name),
+                c.clone(),
+            ));
+        }
         let i = o.add(
             Some(ObjRef::Type(t.oid)),
             rank::TYPE,
@@ -298,12 +306,25 @@ fn ordered_pre_data(cat: &Catalog) -> (Keyed, Vec<QualifiedName>, Vec<String>) {
         );
     }
     for s in cat.sequences.iter().filter(|s| !s.identity) {
-        let steps = vec![step(
+        let mut steps = vec![step(
             Phase::PreData,
             None,
             format!("sequence {}", s.name),
-            format!("CREATE SEQUENCE {} {}", s.name.quoted, sequence_options(s)),
+            format!(
+                "CREATE {}SEQUENCE {} {}",
+                if s.unlogged { "UNLOGGED " } else { "" },
+                s.name.quoted,
+                sequence_options(s)
+            ),
         )];
+        if let Some(c) = &s.comment {
+            steps.push(step(
+                Phase::PreData,
+                None,
+                format!("comment on sequence {}", s.name),
+                format!("COMMENT ON SEQUENCE {} IS {}", s.name.quoted, literal(c)),
+            ));
+        }
         o.add(
             Some(ObjRef::Relation(s.oid)),
             rank::SEQUENCE,
@@ -431,24 +452,45 @@ fn ordered_pre_data(cat: &Catalog) -> (Keyed, Vec<QualifiedName>, Vec<String>) {
     }
     for v in &cat.views {
         let def = v.definition.trim_end().trim_end_matches(';');
+        let with = v
+            .options
+            .as_ref()
+            .map(|o| format!(" WITH ({o})"))
+            .unwrap_or_default();
         let (kind, rank, sql) = if v.materialized {
             (
                 "materialized view",
                 rank::MATVIEW,
                 format!(
-                    "CREATE MATERIALIZED VIEW {} AS\n{def}\nWITH NO DATA",
+                    "CREATE MATERIALIZED VIEW {}{with} AS\n{def}\nWITH NO DATA",
                     v.name.quoted
                 ),
             )
         } else {
+            let check = v
+                .check_option
+                .as_ref()
+                .map(|c| format!("\nWITH {c} CHECK OPTION"))
+                .unwrap_or_default();
             (
                 "view",
                 rank::VIEW,
-                format!("CREATE VIEW {} AS\n{def}", v.name.quoted),
+                format!("CREATE VIEW {}{with} AS\n{def}{check}", v.name.quoted),
             )
         };
         let mut steps =
             vec![step(Phase::PreData, None, format!("{kind} {}", v.name), sql).tolerant()];
+        for c in &v.column_settings {
+            steps.push(
+                step(
+                    Phase::PreData,
+                    None,
+                    format!("column defaults and comments of {}", v.name),
+                    c.clone(),
+                )
+                .tolerant(),
+            );
+        }
         if let Some(c) = &v.comment {
             steps.push(
                 step(

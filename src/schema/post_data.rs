@@ -82,6 +82,14 @@ pub fn post_data(cat: &Catalog) -> Vec<Step> {
                 ));
             }
         }
+        for c in &t.constraint_comments {
+            out.push(step(
+                Phase::Views,
+                None,
+                format!("comment on a constraint of domain {}", t.name),
+                c.clone(),
+            ));
+        }
     }
     // Indexes not behind a constraint (parents' first: children attach to them).
     let view_names: HashSet<&QualifiedName> = cat.views.iter().map(|v| &v.name).collect();
