@@ -20,6 +20,8 @@ pub enum ObjRef {
     Function(u32),
     /// A column's default: (table, column number).
     Default(u32, i16),
+    /// A standalone object (collation, operator, ...): its catalog's letter and OID.
+    Object(char, u32),
 }
 
 /// `from` can only be created once `to` exists.
@@ -37,6 +39,27 @@ enum Stand {
     ElementOf(u32),
     Default(u32, i16),
     Nothing,
+}
+
+/// The catalogs of standalone objects and their letters (`ObjectKind::class`).
+const OBJECT_CLASSES: [(&str, char); 8] = [
+    ("pg_collation", 'l'),
+    ("pg_cast", 's'),
+    ("pg_operator", 'o'),
+    ("pg_opfamily", 'f'),
+    ("pg_opclass", 'q'),
+    ("pg_conversion", 'v'),
+    ("pg_ts_dict", 'h'),
+    ("pg_ts_config", 'g'),
+];
+
+/// SQL mapping a class OID column to its letter (`x` for any other catalog).
+fn object_class(column: &str) -> String {
+    let cases: String = OBJECT_CLASSES
+        .iter()
+        .map(|(c, l)| format!(" WHEN '{c}'::regclass THEN '{l}'"))
+        .collect();
+    format!("CASE {column}{cases} ELSE 'x' END")
 }
 
 /// The dependencies between user objects (OIDs past the built-in range).
@@ -77,6 +100,9 @@ pub async fn load(conn: &mut Connection) -> Result<Vec<Dep>, Error> {
             match class {
                 'c' => return Some(ObjRef::Relation(oid)),
                 'p' => return Some(ObjRef::Function(oid)),
+                c if OBJECT_CLASSES.iter().any(|(_, l)| *l == c) => {
+                    return Some(ObjRef::Object(c, oid))
+                }
                 _ => {}
             }
             match stands.get(&(class, oid))? {
@@ -92,18 +118,21 @@ pub async fn load(conn: &mut Connection) -> Result<Vec<Dep>, Error> {
         None
     };
     let mut out = Vec::new();
-    for r in rows(conn, "dependencies",
+    for r in rows(conn, "dependencies", &format!(
         "SELECT CASE d.classid WHEN 'pg_class'::regclass THEN 'c' WHEN 'pg_type'::regclass THEN 'y' WHEN 'pg_proc'::regclass THEN 'p'
-                    WHEN 'pg_rewrite'::regclass THEN 'w' WHEN 'pg_attrdef'::regclass THEN 'd' ELSE 'k' END, d.objid,
-                CASE d.refclassid WHEN 'pg_class'::regclass THEN 'c' WHEN 'pg_type'::regclass THEN 'y' ELSE 'p' END, d.refobjid
+                    WHEN 'pg_rewrite'::regclass THEN 'w' WHEN 'pg_attrdef'::regclass THEN 'd' WHEN 'pg_constraint'::regclass THEN 'k'
+                    ELSE {objects} END, d.objid,
+                CASE d.refclassid WHEN 'pg_class'::regclass THEN 'c' WHEN 'pg_type'::regclass THEN 'y' WHEN 'pg_proc'::regclass THEN 'p'
+                    ELSE {refobjects} END, d.refobjid
          FROM pg_depend d
          WHERE d.deptype IN ('n', 'a', 'i') AND d.objid >= 16384 AND d.refobjid >= 16384
            AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass, 'pg_rewrite'::regclass,
-                             'pg_attrdef'::regclass, 'pg_constraint'::regclass)
-           AND d.refclassid IN ('pg_class'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass)
+                             'pg_attrdef'::regclass, 'pg_constraint'::regclass, {classes})
+           AND d.refclassid IN ('pg_class'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass, {classes})
            -- A sequence OWNED BY a column is created before its table (the default needs it).
            AND NOT (d.deptype = 'a' AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid <> 0)
-         GROUP BY 1, 2, 3, 4").await?
+         GROUP BY 1, 2, 3, 4",
+        objects = object_class("d.classid"), refobjects = object_class("d.refclassid"), classes = OBJECT_CLASSES.iter().map(|(c, _)| format!("'{c}'::regclass")).collect::<Vec<_>>().join(", "))).await?
     {
         let g = Get(&r, "dependencies");
         let class = |i: usize| g.s(i).map(|s| s.chars().next().unwrap_or(' '));

@@ -5,7 +5,10 @@
 //! extensions are left to `CREATE EXTENSION`.
 
 mod deps;
+mod objects;
 mod queries;
+
+pub use objects::{LargeObject, ObjectKind, PlainObject, Publication};
 
 pub use deps::{Dep, ObjRef};
 
@@ -308,6 +311,10 @@ pub struct Catalog {
     pub functions: Vec<Function>,
     pub triggers: Vec<Trigger>,
     pub settings: Vec<TableSetting>,
+    /// Collations, text search objects, casts, conversions, operators and their classes.
+    pub objects: Vec<PlainObject>,
+    pub publications: Vec<Publication>,
+    pub large_objects: Vec<LargeObject>,
     /// What must exist before what (from `pg_depend`), between user objects.
     pub deps: Vec<Dep>,
     /// Objects that cannot be cloned, for pre-flight to list (kind, name, why).
@@ -315,6 +322,23 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// Leaves out (and lists as unsupported) what only a superuser can create, for a target
+    /// role that is not one.
+    pub fn without_superuser_objects(&mut self) {
+        let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(&mut self.objects)
+            .into_iter()
+            .partition(|o| o.superuser_only.is_none());
+        self.objects = keep;
+        for o in drop {
+            let why = o.superuser_only.unwrap_or_default();
+            self.unsupported.push((
+                o.kind.label().into(),
+                o.name,
+                format!("{why}, and the target role is not one"),
+            ));
+        }
+    }
+
     pub fn table(&self, schema: &str, name: &str) -> Option<&Table> {
         self.tables
             .iter()

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use super::*;
 
-const SYSTEM: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'";
+pub(super) const SYSTEM: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'";
 const SEP: char = '\u{1f}';
 
-fn not_extension_member(class: &str, oid: &str) -> String {
+pub(super) fn not_extension_member(class: &str, oid: &str) -> String {
     format!("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{class}'::regclass AND d.objid = {oid} AND d.deptype = 'e')")
 }
 
@@ -24,7 +24,7 @@ impl Get<'_> {
             .flatten()
             .ok_or_else(|| bad_row(self.1))
     }
-    fn opt(&self, i: usize) -> Option<String> {
+    pub(super) fn opt(&self, i: usize) -> Option<String> {
         self.0.get(i).cloned().flatten()
     }
     fn i64(&self, i: usize) -> Result<i64, Error> {
@@ -33,7 +33,7 @@ impl Get<'_> {
     pub(super) fn u32(&self, i: usize) -> Result<u32, Error> {
         self.s(i)?.parse().map_err(|_| bad_row(self.1))
     }
-    fn bool(&self, i: usize) -> Result<bool, Error> {
+    pub(super) fn bool(&self, i: usize) -> Result<bool, Error> {
         Ok(self.s(i)? == "t")
     }
     fn list(&self, i: usize) -> Vec<String> {
@@ -41,7 +41,7 @@ impl Get<'_> {
             .map(|s| s.split(SEP).map(str::to_string).collect())
             .unwrap_or_default()
     }
-    fn name(&self, schema: usize) -> Result<QualifiedName, Error> {
+    pub(super) fn name(&self, schema: usize) -> Result<QualifiedName, Error> {
         Ok(QualifiedName {
             schema: self.s(schema)?,
             name: self.s(schema + 1)?,
@@ -176,42 +176,13 @@ pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Err
            WHERE t.typtype = 'b' AND t.oid >= 16384 AND NOT EXISTS (SELECT 1 FROM pg_type a WHERE a.typarray = t.oid) AND {SYSTEM} AND {typ}
          UNION ALL SELECT 'event trigger', NULL, quote_ident(e.evtname), 'event triggers need a superuser'
            FROM pg_event_trigger e WHERE {evt}
-         UNION ALL SELECT 'cast', NULL, format('(%s AS %s)', format_type(c.castsource, NULL), format_type(c.casttarget, NULL)), 'casts are not cloned yet'
-           FROM pg_cast c WHERE c.oid >= 16384 AND {cast}
-         UNION ALL SELECT 'operator', n.nspname, format('%I.%s(%s, %s)', n.nspname, o.oprname, format_type(o.oprleft, NULL), format_type(o.oprright, NULL)), 'operators are not cloned yet'
-           FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE {SYSTEM} AND {opr}
-         UNION ALL SELECT 'operator class', n.nspname, quote_ident(n.nspname) || '.' || quote_ident(c.opcname), 'operator classes are not cloned yet'
-           FROM pg_opclass c JOIN pg_namespace n ON n.oid = c.opcnamespace WHERE {SYSTEM} AND {opc}
-         UNION ALL SELECT 'operator family', n.nspname, quote_ident(n.nspname) || '.' || quote_ident(f.opfname), 'operator families are not cloned yet'
-           FROM pg_opfamily f JOIN pg_namespace n ON n.oid = f.opfnamespace WHERE {SYSTEM} AND {opf}
-           AND NOT EXISTS (SELECT 1 FROM pg_opclass c WHERE c.opcfamily = f.oid)
-         UNION ALL SELECT 'collation', n.nspname, quote_ident(n.nspname) || '.' || quote_ident(c.collname), 'collations are not cloned yet'
-           FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace WHERE {SYSTEM} AND {coll}
-         UNION ALL SELECT 'text search configuration', n.nspname, quote_ident(n.nspname) || '.' || quote_ident(c.cfgname), 'text search configurations are not cloned yet'
-           FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace WHERE {SYSTEM} AND {cfg}
-         UNION ALL SELECT 'text search dictionary', n.nspname, quote_ident(n.nspname) || '.' || quote_ident(td.dictname), 'text search dictionaries are not cloned yet'
-           FROM pg_ts_dict td JOIN pg_namespace n ON n.oid = td.dictnamespace WHERE {SYSTEM} AND {dict}
-         UNION ALL SELECT 'conversion', n.nspname, quote_ident(n.nspname) || '.' || quote_ident(c.conname), 'conversions are not cloned yet'
-           FROM pg_conversion c JOIN pg_namespace n ON n.oid = c.connamespace WHERE {SYSTEM} AND {conv}
-         UNION ALL SELECT 'publication', NULL, quote_ident(p.pubname), 'publications are not cloned'
-           FROM pg_publication p
          UNION ALL SELECT 'foreign server', NULL, quote_ident(s.srvname), 'foreign servers are not cloned'
            FROM pg_foreign_server s WHERE {srv}
          UNION ALL SELECT 'language', NULL, quote_ident(l.lanname), 'procedural languages need a superuser or an extension'
-           FROM pg_language l WHERE l.oid >= 16384 AND {lang}
-         UNION ALL SELECT 'large objects', NULL, count(*)::text, 'large objects are not cloned yet'
-           FROM pg_largeobject_metadata HAVING count(*) > 0",
+           FROM pg_language l WHERE l.oid >= 16384 AND {lang}",
         rel = member("pg_class", "c.oid"),
         typ = member("pg_type", "t.oid"),
         evt = member("pg_event_trigger", "e.oid"),
-        cast = member("pg_cast", "c.oid"),
-        opr = member("pg_operator", "o.oid"),
-        opc = member("pg_opclass", "c.oid"),
-        opf = member("pg_opfamily", "f.oid"),
-        coll = member("pg_collation", "c.oid"),
-        cfg = member("pg_ts_config", "c.oid"),
-        dict = member("pg_ts_dict", "td.oid"),
-        conv = member("pg_conversion", "c.oid"),
         srv = member("pg_foreign_server", "s.oid"),
         lang = member("pg_language", "l.oid"),
     )).await?
@@ -222,6 +193,7 @@ pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Err
         }
     }
 
+    super::objects::load(conn, &mut cat, filter).await?;
     apply_filter(&mut cat, filter);
     Ok(cat)
 }
@@ -931,6 +903,12 @@ fn apply_filter(cat: &mut Catalog, f: &Filter) {
             || (f.takes_schema(&i.table.schema) && cat.views.iter().any(|v| v.name == i.table))
     });
     cat.views.retain(|v| f.takes_schema(&v.name.schema));
+    // As pg_dump: a dump of chosen schemas leaves large objects out.
+    if !f.include_schemas.is_empty() {
+        cat.large_objects.clear();
+    }
+    cat.publications
+        .retain(|p| p.tables.iter().any(|(t, _)| tables.contains(t)));
     cat.functions.retain(|p| f.takes_schema(&p.name.schema));
     cat.triggers
         .retain(|t| tables.contains(&t.table) || cat.views.iter().any(|v| v.name == t.table));

@@ -95,6 +95,7 @@ pub async fn run(args: CloneArgs) -> i32 {
         split_bytes: args.split_tables_larger_than,
         lock_timeout: args.lock_wait_timeout,
         skip_unsupported: args.skip_unsupported,
+        no_large_objects: args.no_large_objects,
     };
     let stop = StopHandle::default();
     watch_signals(stop.clone());

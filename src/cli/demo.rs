@@ -119,6 +119,7 @@ async fn demo(source: Cluster, target: Cluster) -> i32 {
         split_bytes: 0,
         lock_timeout: std::time::Duration::from_secs(60),
         skip_unsupported: false,
+        no_large_objects: false,
     };
     match clone_run(opts, Arc::new(Audit::disabled()), StopHandle::default()).await {
         Ok(report) => {

@@ -152,6 +152,10 @@ pub struct CloneArgs {
     /// log. Without it such objects are refused at pre-flight (exit 2).
     #[arg(long)]
     pub skip_unsupported: bool,
+    /// Leave large objects out. By default they are copied as they are (a masking rule
+    /// names columns; none reaches a large object's contents), as pg_dump does.
+    #[arg(long)]
+    pub no_large_objects: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
 }

@@ -35,7 +35,7 @@ pub async fn run(args: PlanArgs) -> i32 {
         Ok(f) => f,
         Err(code) => return code,
     };
-    let (cat, misses) = match super::validate::load_catalog(&args.source, &filter).await {
+    let (mut cat, misses) = match super::validate::load_catalog(&args.source, &filter).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("privaci: {e}");
@@ -73,28 +73,37 @@ pub async fn run(args: PlanArgs) -> i32 {
     } else {
         SchemaMode::Create
     };
-    refusals.extend(preflight::check_unsupported(
-        &cat,
-        mode,
-        args.skip_unsupported,
-    ));
     if let Some(target) = &args.target {
         let checked = async {
             let cfg = Config::parse(target).map_err(|e| crate::Error::from(e).context("target"))?;
             let mut conn = crate::conn::connect(&cfg)
                 .await
                 .map_err(|e| e.context("target"))?;
-            preflight::check_target(&mut conn, &cat, mode, args.resume).await
+            let superuser = preflight::target_is_superuser(&mut conn).await?;
+            Ok::<_, crate::Error>((
+                superuser,
+                preflight::check_target(&mut conn, &cat, mode, args.resume).await?,
+            ))
         }
         .await;
         match checked {
-            Ok(r) => refusals.extend(r),
+            Ok((superuser, r)) => {
+                if !superuser {
+                    cat.without_superuser_objects();
+                }
+                refusals.extend(r)
+            }
             Err(e) => {
                 eprintln!("privaci: {e}");
                 return exit::FAILED;
             }
         }
     }
+    refusals.extend(preflight::check_unsupported(
+        &cat,
+        mode,
+        args.skip_unsupported,
+    ));
     match args.format {
         OutputFormat::Text => print!("{}", text(&cat, &resolved, &refusals)),
         OutputFormat::Json => println!(

@@ -62,6 +62,8 @@ pub struct CloneOptions {
     pub lock_timeout: Duration,
     /// Leave out (and list) objects privaci cannot create instead of refusing the run.
     pub skip_unsupported: bool,
+    /// Leave large objects out (they are copied as they are: no masking rule reaches them).
+    pub no_large_objects: bool,
 }
 
 /// How a run ended badly before it started, mapped to exit codes 3, 2 and 1. Once started,
@@ -226,7 +228,7 @@ async fn prepare(opts: &CloneOptions, stop: &StopHandle) -> Result<Prepared, Clo
     let snap = snapshot::take(&mut coordinator, &opts.filter, opts.lock_timeout)
         .await
         .map_err(|e| CloneError::Failed(format!("source: {}", sanitize(&e))))?;
-    let cat = snap.catalog;
+    let mut cat = snap.catalog;
     // A filter name that matches nothing is a mistake that would copy what it meant to leave
     // out: refused like a config error, before anything is written.
     let misses = catalog::filter_misses(&mut coordinator, &opts.filter).await?;
@@ -259,7 +261,27 @@ async fn prepare(opts: &CloneOptions, stop: &StopHandle) -> Result<Prepared, Clo
         }
     }
     let resolved = resolved.map_err(CloneError::Config)?;
+    if opts.no_large_objects {
+        cat.large_objects.clear();
+    } else if !cat.large_objects.is_empty() {
+        notes.push(format!(
+            "{} large object(s) are copied as they are (no masking rule reaches them; --no-large-objects leaves them out)",
+            cat.large_objects.len()
+        ));
+    }
     let mut refusals = preflight::check_source(&cat);
+    let mut target = match TargetLink::open(&opts.target).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(other_run)) => return Err(CloneError::Preflight(vec![other_run])),
+        Err(e) => return Err(CloneError::Failed(format!("target: {}", sanitize(&e)))),
+    };
+    if let Some(t) = target.cancel_token() {
+        stop.watch(t);
+    }
+    let tc = target.conn().await?;
+    if !preflight::target_is_superuser(tc).await? {
+        cat.without_superuser_objects();
+    }
     refusals.extend(preflight::check_unsupported(
         &cat,
         opts.schema_mode,
@@ -270,15 +292,6 @@ async fn prepare(opts: &CloneOptions, stop: &StopHandle) -> Result<Prepared, Clo
             notes.push(format!("skipped {kind} {name}: {why}"));
         }
     }
-    let mut target = match TargetLink::open(&opts.target).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(other_run)) => return Err(CloneError::Preflight(vec![other_run])),
-        Err(e) => return Err(CloneError::Failed(format!("target: {}", sanitize(&e)))),
-    };
-    if let Some(t) = target.cancel_token() {
-        stop.watch(t);
-    }
-    let tc = target.conn().await?;
     let has_state = state::exists(tc).await?;
     let resume = opts.resume && has_state;
     if opts.resume && !has_state {
@@ -721,6 +734,21 @@ async fn run_units(
                 final_post_data(shared, c).await
             })
             .await?;
+        if !shared.catalog.large_objects.is_empty() {
+            let copied = target
+                .run("large objects", async |c| {
+                    super::large_objects::copy_all(shared, coordinator, c).await
+                })
+                .await;
+            match copied {
+                Ok((count, bytes)) => shared.audit.event(
+                    "large_objects.end",
+                    json!({ "copied": count, "bytes": bytes, "total": shared.catalog.large_objects.len() }),
+                ),
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => shared.fail(None, "large objects", &e, None),
+            }
+        }
     }
     report.phases.push((
         "final post-data: foreign keys, triggers, views, sequences".into(),

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod clone;
 pub mod connections;
 pub mod copy_unit;
+pub mod large_objects;
 pub mod post_data;
 pub mod preflight;
 pub mod progress;

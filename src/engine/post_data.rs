@@ -30,6 +30,11 @@ async fn apply(target: &mut Connection, s: &Step, key: &str) -> Result<(), Error
     res
 }
 
+/// Whether a step (or a large object) is recorded as done by this run or an earlier one.
+pub fn step_recorded(shared: &Shared, key: &str) -> bool {
+    lock(&shared.steps_done).contains(key)
+}
+
 /// A post-data step, once.
 pub async fn run_step(shared: &Shared, target: &mut Connection, s: &Step) -> Result<(), Error> {
     let key = step_key(s);

@@ -90,6 +90,19 @@ pub fn check_source(cat: &Catalog) -> Vec<String> {
     refusals
 }
 
+/// Whether the target role is a superuser (who alone may create operator classes, casts
+/// without functions, ...).
+pub async fn target_is_superuser(target: &mut Connection) -> Result<bool, Error> {
+    let rows = target
+        .query_text("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user")
+        .await?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .as_deref()
+        == Some("t"))
+}
+
 /// Checks on the target, for a clone of `cat` into it.
 pub async fn check_target(
     target: &mut Connection,

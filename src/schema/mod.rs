@@ -73,15 +73,30 @@ fn literal(s: &str) -> String {
 /// Ranks of pre-data kinds: among objects whose needs are met, lower ranks are created first
 /// (as pg_dump's type priorities).
 mod rank {
+    use crate::catalog::ObjectKind;
+
     pub const SCHEMA: u8 = 0;
     pub const EXTENSION: u8 = 1;
-    pub const TYPE: u8 = 2;
-    pub const FUNCTION: u8 = 3;
-    pub const SEQUENCE: u8 = 4;
-    pub const TABLE: u8 = 5;
-    pub const DEFAULT: u8 = 6;
-    pub const VIEW: u8 = 7;
-    pub const MATVIEW: u8 = 8;
+    pub const TYPE: u8 = 3;
+    pub const FUNCTION: u8 = 5;
+    pub const SEQUENCE: u8 = 20;
+    pub const TABLE: u8 = 21;
+    pub const DEFAULT: u8 = 22;
+    pub const VIEW: u8 = 23;
+    pub const MATVIEW: u8 = 24;
+
+    pub fn of(kind: ObjectKind) -> u8 {
+        match kind {
+            ObjectKind::Collation => 2,
+            ObjectKind::Cast => 4,
+            ObjectKind::Operator => 6,
+            ObjectKind::OperatorFamily => 7,
+            ObjectKind::OperatorClass => 8,
+            ObjectKind::Conversion => 9,
+            ObjectKind::TextSearchDictionary => 10,
+            ObjectKind::TextSearchConfiguration => 11,
+        }
+    }
 }
 
 /// Pre-data objects with their statements, and the edges pg_depend does not hold.
@@ -304,6 +319,15 @@ fn ordered_pre_data(cat: &Catalog) -> (Keyed, Vec<QualifiedName>, Vec<String>) {
             format!("{}({})", f.name, f.arguments),
             steps,
         );
+    }
+    for obj in &cat.objects {
+        let steps = vec![step(
+            Phase::PreData,
+            None,
+            format!("{} {}", obj.kind.label(), obj.name),
+            obj.sql.clone(),
+        )];
+        o.add(Some(obj.key()), rank::of(obj.kind), obj.name.clone(), steps);
     }
     for s in cat.sequences.iter().filter(|s| !s.identity) {
         let mut steps = vec![step(
@@ -529,6 +553,22 @@ fn ordered_pre_data(cat: &Catalog) -> (Keyed, Vec<QualifiedName>, Vec<String>) {
             }
         })
         .collect();
+    // What pg_depend does not link: an operator class's members, its family.
+    let by_key: HashMap<ObjRef, usize> = o
+        .items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, it)| it.key.map(|k| (k, i)))
+        .collect();
+    for obj in &cat.objects {
+        if let Some(&from) = by_key.get(&obj.key()) {
+            for need in &obj.needs {
+                if let Some(&to) = by_key.get(need) {
+                    o.extra.push((from, to));
+                }
+            }
+        }
+    }
     let (order, forced) = order::sort(&o.items, &deps, &o.extra);
     let matviews: HashMap<u32, &QualifiedName> = cat
         .views

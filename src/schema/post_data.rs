@@ -197,6 +197,20 @@ pub fn post_data(cat: &Catalog) -> Vec<Step> {
             ));
         }
     }
+    // Publications, once their tables (and those tables' replica identities) exist.
+    let table_names: HashSet<&QualifiedName> = cat.tables.iter().map(|t| &t.name).collect();
+    for p in &cat.publications {
+        let mut sql = p.create.clone();
+        for (_, add) in p.tables.iter().filter(|(t, _)| table_names.contains(t)) {
+            sql += &format!(";\n{add}");
+        }
+        if let Some(c) = &p.comment {
+            sql += &format!(";\nCOMMENT ON PUBLICATION {} IS {}", p.name, literal(c));
+        }
+        let mut s = step(Phase::Views, None, format!("publication {}", p.name), sql);
+        s.tolerant = true;
+        out.push(s);
+    }
     for s in &cat.sequences {
         if let Some((value, called)) = s.last_value {
             out.push(step(
