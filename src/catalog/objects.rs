@@ -185,7 +185,7 @@ pub async fn load(conn: &mut Connection, cat: &mut Catalog, filter: &Filter) -> 
     for r in rows(conn, "casts", &format!(
         "SELECT c.oid, format('(%s AS %s)', format_type(c.castsource, NULL), format_type(c.casttarget, NULL)),
                 c.castmethod, CASE WHEN c.castfunc <> 0 THEN c.castfunc::regprocedure::text END, c.castcontext,
-                obj_description(c.oid, 'pg_cast')
+                obj_description(c.oid, 'pg_cast'), c.castsource < 16384 AND c.casttarget < 16384
          FROM pg_cast c WHERE c.oid >= 16384 AND {} ORDER BY c.oid", member("pg_cast", "c.oid"))).await?
     {
         let g = Get(&r, "casts");
@@ -202,7 +202,13 @@ pub async fn load(conn: &mut Connection, cat: &mut Catalog, filter: &Filter) -> 
             _ => "",
         };
         let sql = format!("CREATE CAST {name} {how}{context}{}", comment_sql("CAST", &name, g.opt(5)));
-        let superuser_only = (method == "b").then_some("a cast without a function (binary coercible) needs a superuser");
+        let superuser_only = if method == "b" {
+            Some("a cast without a function (binary coercible) needs a superuser")
+        } else if g.bool(6)? {
+            Some("a cast between built-in types needs a superuser (or the owner of one of the types)")
+        } else {
+            None
+        };
         out.push(PlainObject { kind: ObjectKind::Cast, oid: g.u32(0)?, schema: None, name, sql, needs: vec![], superuser_only });
     }
 

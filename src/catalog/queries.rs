@@ -179,12 +179,27 @@ pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Err
          UNION ALL SELECT 'foreign server', NULL, quote_ident(s.srvname), 'foreign servers are not cloned'
            FROM pg_foreign_server s WHERE {srv}
          UNION ALL SELECT 'language', NULL, quote_ident(l.lanname), 'procedural languages need a superuser or an extension'
-           FROM pg_language l WHERE l.oid >= 16384 AND {lang}",
+           FROM pg_language l WHERE l.oid >= 16384 AND {lang}
+         UNION ALL SELECT 'access method', NULL, quote_ident(a.amname), 'access methods need a superuser'
+           FROM pg_am a WHERE a.oid >= 16384 AND {am}
+         UNION ALL SELECT 'text search parser', n.nspname, quote_ident(n.nspname) || '.' || quote_ident(p.prsname), 'text search parsers need C functions and a superuser'
+           FROM pg_ts_parser p JOIN pg_namespace n ON n.oid = p.prsnamespace WHERE {SYSTEM} AND {prs}
+         UNION ALL SELECT 'text search template', n.nspname, quote_ident(n.nspname) || '.' || quote_ident(t.tmplname), 'text search templates need C functions and a superuser'
+           FROM pg_ts_template t JOIN pg_namespace n ON n.oid = t.tmplnamespace WHERE {SYSTEM} AND {tmpl}
+         UNION ALL SELECT 'transform', NULL, format('FOR %s LANGUAGE %s', format_type(t.trftype, NULL), (SELECT lanname FROM pg_language WHERE oid = t.trflang)), 'transforms are not cloned'
+           FROM pg_transform t WHERE t.oid >= 16384 AND {trf}
+         UNION ALL SELECT 'foreign-data wrapper', NULL, quote_ident(w.fdwname), 'foreign-data wrappers need a superuser'
+           FROM pg_foreign_data_wrapper w WHERE {fdw}",
         rel = member("pg_class", "c.oid"),
         typ = member("pg_type", "t.oid"),
         evt = member("pg_event_trigger", "e.oid"),
         srv = member("pg_foreign_server", "s.oid"),
         lang = member("pg_language", "l.oid"),
+        am = member("pg_am", "a.oid"),
+        prs = member("pg_ts_parser", "p.oid"),
+        tmpl = member("pg_ts_template", "t.oid"),
+        trf = member("pg_transform", "t.oid"),
+        fdw = member("pg_foreign_data_wrapper", "w.oid"),
     )).await?
     {
         let g = Get(&r, "unsupported objects");
@@ -858,6 +873,24 @@ async fn load_settings(conn: &mut Connection, cat: &mut Catalog) -> Result<(), E
                 'COMMENT ON CONSTRAINT ' || quote_ident(k.conname) || ' ON ' || {T} || ' IS ' || quote_literal(obj_description(k.oid, 'pg_constraint')), NULL
          FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE obj_description(k.oid, 'pg_constraint') IS NOT NULL AND {SYSTEM}
+         UNION ALL
+         SELECT n.nspname, c.relname, {T}, 'a', 'comment on rule ' || quote_ident(r.rulename) || ' on ' || {T},
+                'COMMENT ON RULE ' || quote_ident(r.rulename) || ' ON ' || {T} || ' IS ' || quote_literal(obj_description(r.oid, 'pg_rewrite')), NULL
+         FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE r.rulename <> '_RETURN' AND obj_description(r.oid, 'pg_rewrite') IS NOT NULL AND c.relkind IN ('r', 'p', 'v', 'm') AND {SYSTEM}
+         UNION ALL
+         SELECT n.nspname, c.relname, {T}, 'i', 'statistics target of index ' || quote_ident(n.nspname) || '.' || quote_ident(ic.relname),
+                string_agg('ALTER INDEX ' || quote_ident(n.nspname) || '.' || quote_ident(ic.relname) || ' ALTER COLUMN ' || a.attnum || ' SET STATISTICS ' || a.attstattarget, '; ' ORDER BY a.attnum), NULL
+         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_attribute a ON a.attrelid = ic.oid
+         JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE a.attstattarget >= 0 AND c.relkind IN ('r', 'p') AND {SYSTEM}
+         GROUP BY n.nspname, c.relname, ic.relname
+         UNION ALL
+         SELECT n.nspname, c.relname, {T}, 'a', 'state of trigger ' || quote_ident(t.tgname) || ' on ' || {T},
+                'ALTER TABLE ' || {T} || CASE t.tgenabled WHEN 'D' THEN ' DISABLE' WHEN 'R' THEN ' ENABLE REPLICA' WHEN 'A' THEN ' ENABLE ALWAYS' ELSE ' ENABLE' END
+                  || ' TRIGGER ' || quote_ident(t.tgname), NULL
+         FROM pg_trigger t JOIN pg_trigger pt ON pt.oid = t.tgparentid JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE t.tgenabled <> pt.tgenabled AND {SYSTEM}
          UNION ALL
          SELECT n.nspname, c.relname, {T}, 'a', 'comment on trigger ' || quote_ident(t.tgname) || ' on ' || {T},
                 'COMMENT ON TRIGGER ' || quote_ident(t.tgname) || ' ON ' || {T} || ' IS ' || quote_literal(obj_description(t.oid, 'pg_trigger')), NULL

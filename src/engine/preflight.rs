@@ -45,9 +45,9 @@ pub fn check_unsupported(cat: &Catalog, mode: SchemaMode, skip: bool) -> Vec<Str
         .map(|(kind, name, why)| format!("{kind} {name} ({why})"))
         .collect();
     vec![format!(
-        "{} object(s) cannot be created by privaci: {}; create them on the target yourself (then --schema existing), exclude their schema, or give --skip-unsupported to clone without them",
+        "{} object(s) cannot be created by privaci; create them on the target yourself (then --schema existing), exclude their schema, or give --skip-unsupported to clone without them (each is then listed in the report and the audit log):\n      {}",
         list.len(),
-        list.join("; ")
+        list.join("\n      ")
     )]
 }
 

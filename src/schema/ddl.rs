@@ -93,15 +93,24 @@ pub(super) fn sequence_options(s: &crate::catalog::Sequence) -> String {
 
 pub(super) fn create_table(cat: &Catalog, t: &Table, apart: &HashSet<(u32, i16)>) -> String {
     let unlogged = if t.unlogged { "UNLOGGED " } else { "" };
+    // A partition created apart and attached must already hold its parent's checks.
+    let standalone = t.parent.is_some();
     let checks: Vec<String> = t
         .constraints
         .iter()
         .filter(|c| {
-            c.kind == ConstraintKind::Check && c.is_local && !c.inherited_from_parent && c.validated
+            c.kind == ConstraintKind::Check
+                && (c.is_local || standalone)
+                && !c.inherited_from_parent
+                && c.validated
         })
         .map(|c| format!("CONSTRAINT {} {}", c.quoted, c.definition))
         .collect();
-    if let (Some(parent), Some(bound)) = (&t.parent, &t.bound) {
+    let attach = t.parent.as_ref().zip(t.bound.as_ref()).filter(|(p, _)| {
+        cat.table(&p.schema, &p.name)
+            .is_some_and(|p| attached_apart(p, t))
+    });
+    if let (Some(parent), Some(bound), None) = (&t.parent, &t.bound, attach) {
         // Partitions take their columns from the parent; only their own checks are added.
         let extra = if checks.is_empty() {
             String::new()
@@ -166,7 +175,16 @@ pub(super) fn create_table(cat: &Catalog, t: &Table, apart: &HashSet<(u32, i16)>
             if let Some(coll) = &c.collation {
                 s += &format!(" COLLATE {coll}");
             }
-            if let Some(expr) = &c.generated {
+            // A column a parent generates is generated in the child by inheritance; saying
+            // it again is an error.
+            let parent_generates = t.inherits.iter().any(|p| {
+                cat.table(&p.schema, &p.name).is_some_and(|p| {
+                    p.columns
+                        .iter()
+                        .any(|pc| pc.name == c.name && pc.generated.is_some())
+                })
+            });
+            if let (Some(expr), false) = (&c.generated, parent_generates) {
                 s += &format!(" GENERATED ALWAYS AS ({expr}) STORED");
             } else if let Some(d) = c
                 .default
@@ -214,9 +232,32 @@ pub(super) fn create_table(cat: &Catalog, t: &Table, apart: &HashSet<(u32, i16)>
                 .join(", ")
         )
     };
+    let attach = attach
+        .map(|(parent, bound)| {
+            format!(
+                ";\nALTER TABLE ONLY {} ATTACH PARTITION {} {bound}",
+                parent.quoted, t.name.quoted
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "CREATE {unlogged}TABLE {} (\n    {}\n){inherits}{partition}",
+        "CREATE {unlogged}TABLE {} (\n    {}\n){inherits}{partition}{attach}",
         t.name.quoted,
         items.join(",\n    ")
     )
+}
+
+/// A partition whose columns are not its parent's in the parent's order (it was attached
+/// rather than created as a partition), or that has a NOT NULL of its own: `PARTITION OF`
+/// would change it, so it is created as a table and attached, as pg_dump does.
+fn attached_apart(parent: &Table, t: &Table) -> bool {
+    let order = |x: &Table| x.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    order(parent) != order(t)
+        || t.columns.iter().any(|c| {
+            c.not_null
+                && parent
+                    .columns
+                    .iter()
+                    .any(|pc| pc.name == c.name && !pc.not_null)
+        })
 }
