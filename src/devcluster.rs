@@ -550,16 +550,15 @@ impl Cluster {
     /// `pg_dump --schema-only --no-owner --no-privileges` of `db`: the witness of schema
     /// fidelity (ownership and grants differ by design when cloning as another role).
     pub fn pg_dump_schema(&self, db: &str) -> String {
+        self.pg_dump(db, &["--schema-only", "--no-owner", "--no-privileges"])
+    }
+
+    /// `pg_dump` of `db` with `args`, without its per-dump random lines.
+    pub fn pg_dump(&self, db: &str, args: &[&str]) -> String {
         let out = run(
             Command::new(self.bindir.join("pg_dump"))
-                .args([
-                    "--schema-only",
-                    "--no-owner",
-                    "--no-privileges",
-                    "-U",
-                    "postgres",
-                    "-h",
-                ])
+                .args(args)
+                .args(["-U", "postgres", "-h"])
                 .arg(&self.sock)
                 .args(["-p", &self.port.to_string(), "-d", db]),
             "pg_dump",

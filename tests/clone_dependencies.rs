@@ -303,3 +303,110 @@ fn objects_privaci_cannot_create_are_refused_or_skipped_and_listed() {
         )
         .contains("abs_int_ops"));
 }
+
+/// `--privileges`: grants (tables, columns, sequences, views, schemas, functions, types,
+/// large objects), revoked PUBLIC defaults and default privileges are made again for the
+/// roles the target has; those to a role it lacks are listed. Without the flag: none.
+#[test]
+fn privileges_are_recreated_for_roles_that_exist_on_the_target() {
+    let source = cluster_with_roles(&["owner"], &[]);
+    let target = cluster_with_roles(&["cloner"], &[]);
+    for c in [&source, &target] {
+        c.psql("postgres", "CREATE ROLE reader; CREATE ROLE writer");
+    }
+    source.psql("postgres", "CREATE ROLE ghost; GRANT reader TO owner");
+    target.psql("postgres", "GRANT reader TO cloner");
+    source.psql("postgres", "CREATE DATABASE priv OWNER owner");
+    target.psql("postgres", "CREATE DATABASE priv_copy OWNER cloner");
+    target.psql("postgres", "CREATE DATABASE bare_copy OWNER cloner");
+    load_sql(
+        &source,
+        "priv",
+        "owner",
+        1,
+        "CREATE SCHEMA priv;
+         GRANT USAGE ON SCHEMA priv TO reader;
+         CREATE TABLE priv.t (id int PRIMARY KEY, secret text, pub text);
+         GRANT SELECT ON priv.t TO reader;
+         GRANT INSERT, UPDATE ON priv.t TO writer WITH GRANT OPTION;
+         GRANT SELECT (pub) ON priv.t TO ghost;
+         GRANT UPDATE (pub) ON priv.t TO writer;
+         CREATE SEQUENCE priv.s; GRANT USAGE ON SEQUENCE priv.s TO writer;
+         CREATE FUNCTION priv.f() RETURNS int LANGUAGE sql AS 'SELECT 1';
+         REVOKE EXECUTE ON FUNCTION priv.f() FROM PUBLIC; GRANT EXECUTE ON FUNCTION priv.f() TO reader;
+         CREATE TYPE priv.mood AS ENUM ('a'); REVOKE USAGE ON TYPE priv.mood FROM PUBLIC;
+         CREATE VIEW priv.v AS SELECT pub FROM priv.t; GRANT SELECT ON priv.v TO PUBLIC;
+         ALTER DEFAULT PRIVILEGES IN SCHEMA priv GRANT SELECT ON TABLES TO reader;
+         ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+         ALTER DEFAULT PRIVILEGES FOR ROLE reader GRANT SELECT ON TABLES TO writer;
+         INSERT INTO priv.t VALUES (1, 's', 'p');
+         SELECT lo_from_bytea(990001, 'x'); GRANT SELECT ON LARGE OBJECT 990001 TO reader;",
+    );
+    let run = |db: &str, extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_privaci"));
+        cmd.args([
+            "clone",
+            "--source",
+            &conninfo(&source, source.port(), "owner", "priv"),
+            "--target",
+            &conninfo(&target, target.port(), "cloner", db),
+            "--quiet",
+        ])
+        .args(extra)
+        .env("HOME", "/nonexistent");
+        output(cmd)
+    };
+    let (code, out) = run("priv_copy", &["--privileges"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("1 grant(s) to role ghost left out: no such role on the target"),
+        "{out}"
+    );
+    // pg_dump with privileges: the same but for the owner's name and the missing role.
+    let dump = |c: &Cluster, db: &str, me: &str| {
+        c.pg_dump(
+            db,
+            &["--schema-only", "--no-owner", "--exclude-schema=_privaci"],
+        )
+        .lines()
+        .filter(|l| !l.contains("ghost"))
+        .map(|l| {
+            l.replace(&format!(" {me} "), " ROLE ")
+                .replace(&format!(" {me};"), " ROLE;")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+    };
+    let (a, b) = (
+        dump(&source, "priv", "owner"),
+        dump(&target, "priv_copy", "cloner"),
+    );
+    assert!(a == b, "{}", first_differences(&a, &b));
+    assert!(
+        a.contains("GRANT UPDATE(pub) ON TABLE priv.t TO writer;"),
+        "{a}"
+    );
+    assert!(
+        a.contains("ALTER DEFAULT PRIVILEGES FOR ROLE reader GRANT SELECT ON TABLES  TO writer;"),
+        "{a}"
+    );
+    assert_eq!(
+        target.psql(
+            "priv_copy",
+            "SELECT lomacl::text FROM pg_largeobject_metadata"
+        ),
+        "{cloner=rw/cloner,reader=r/cloner}"
+    );
+
+    // Without the flag: no grant at all, the target role owns everything.
+    let (code, out) = run("bare_copy", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        target.psql("bare_copy", "SELECT count(*) FROM pg_class WHERE relacl IS NOT NULL AND relnamespace = 'priv'::regnamespace"),
+        "0"
+    );
+    assert_eq!(
+        target.psql("bare_copy", "SELECT count(*) FROM pg_default_acl"),
+        "0"
+    );
+}

@@ -6,7 +6,10 @@
 
 mod deps;
 mod objects;
+mod privileges;
 mod queries;
+
+pub use privileges::Grant;
 
 pub use objects::{LargeObject, ObjectKind, PlainObject, Publication};
 
@@ -315,6 +318,8 @@ pub struct Catalog {
     pub objects: Vec<PlainObject>,
     pub publications: Vec<Publication>,
     pub large_objects: Vec<LargeObject>,
+    /// Grants, revokes and default privileges (applied with `--privileges`).
+    pub grants: Vec<Grant>,
     /// What must exist before what (from `pg_depend`), between user objects.
     pub deps: Vec<Dep>,
     /// Objects that cannot be cloned, for pre-flight to list (kind, name, why).
@@ -322,6 +327,27 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// Keeps the grants whose roles exist on the target (`roles`); returns, for each role
+    /// that does not, how many grants name it.
+    pub fn grants_for_roles(
+        &mut self,
+        roles: &std::collections::HashSet<String>,
+    ) -> Vec<(String, usize)> {
+        let mut missing: std::collections::BTreeMap<String, usize> = Default::default();
+        self.grants.retain(|g| {
+            let absent: Vec<&String> = [&g.grantee, &g.for_role]
+                .into_iter()
+                .flatten()
+                .filter(|r| !roles.contains(*r))
+                .collect();
+            for r in &absent {
+                *missing.entry((*r).clone()).or_default() += 1;
+            }
+            absent.is_empty()
+        });
+        missing.into_iter().collect()
+    }
+
     /// Leaves out (and lists as unsupported) what only a superuser can create, for a target
     /// role that is not one.
     pub fn without_superuser_objects(&mut self) {

@@ -209,6 +209,7 @@ pub async fn load(conn: &mut Connection, filter: &Filter) -> Result<Catalog, Err
     }
 
     super::objects::load(conn, &mut cat, filter).await?;
+    super::privileges::load(conn, &mut cat).await?;
     apply_filter(&mut cat, filter);
     Ok(cat)
 }
@@ -942,6 +943,14 @@ fn apply_filter(cat: &mut Catalog, f: &Filter) {
     }
     cat.publications
         .retain(|p| p.tables.iter().any(|(t, _)| tables.contains(t)));
+    let large_objects = !cat.large_objects.is_empty();
+    cat.grants.retain(|g| match &g.schema {
+        Some(s) => f.takes_schema(s),
+        None => {
+            g.object.starts_with("LARGE OBJECT") && large_objects
+                || g.object == "default privileges"
+        }
+    });
     cat.functions.retain(|p| f.takes_schema(&p.name.schema));
     cat.triggers
         .retain(|t| tables.contains(&t.table) || cat.views.iter().any(|v| v.name == t.table));

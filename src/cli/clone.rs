@@ -96,6 +96,7 @@ pub async fn run(args: CloneArgs) -> i32 {
         lock_timeout: args.lock_wait_timeout,
         skip_unsupported: args.skip_unsupported,
         no_large_objects: args.no_large_objects,
+        privileges: args.privileges,
     };
     let stop = StopHandle::default();
     watch_signals(stop.clone());

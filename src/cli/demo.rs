@@ -120,6 +120,7 @@ async fn demo(source: Cluster, target: Cluster) -> i32 {
         lock_timeout: std::time::Duration::from_secs(60),
         skip_unsupported: false,
         no_large_objects: false,
+        privileges: false,
     };
     match clone_run(opts, Arc::new(Audit::disabled()), StopHandle::default()).await {
         Ok(report) => {

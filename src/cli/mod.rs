@@ -156,6 +156,12 @@ pub struct CloneArgs {
     /// names columns; none reaches a large object's contents), as pg_dump does.
     #[arg(long)]
     pub no_large_objects: bool,
+    /// Recreate GRANTs (tables, columns, sequences, views, schemas, functions, types, large
+    /// objects) and default privileges for the roles that exist on the target; grants to
+    /// roles it lacks are listed in the report. Without it objects belong to the target
+    /// role and carry no grants.
+    #[arg(long)]
+    pub privileges: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
 }

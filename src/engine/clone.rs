@@ -64,6 +64,8 @@ pub struct CloneOptions {
     pub skip_unsupported: bool,
     /// Leave large objects out (they are copied as they are: no masking rule reaches them).
     pub no_large_objects: bool,
+    /// Recreate grants and default privileges for roles that exist on the target.
+    pub privileges: bool,
 }
 
 /// How a run ended badly before it started, mapped to exit codes 3, 2 and 1. Once started,
@@ -263,6 +265,7 @@ async fn prepare(opts: &CloneOptions, stop: &StopHandle) -> Result<Prepared, Clo
     let resolved = resolved.map_err(CloneError::Config)?;
     if opts.no_large_objects {
         cat.large_objects.clear();
+        cat.grants.retain(|g| !g.object.starts_with("LARGE OBJECT"));
     } else if !cat.large_objects.is_empty() {
         notes.push(format!(
             "{} large object(s) are copied as they are (no masking rule reaches them; --no-large-objects leaves them out)",
@@ -281,6 +284,16 @@ async fn prepare(opts: &CloneOptions, stop: &StopHandle) -> Result<Prepared, Clo
     let tc = target.conn().await?;
     if !preflight::target_is_superuser(tc).await? {
         cat.without_superuser_objects();
+    }
+    if opts.privileges {
+        let roles = preflight::target_roles(tc).await?;
+        for (role, n) in cat.grants_for_roles(&roles) {
+            notes.push(format!(
+                "{n} grant(s) to role {role} left out: no such role on the target (create it, then run again or grant by hand)"
+            ));
+        }
+    } else {
+        cat.grants.clear();
     }
     refusals.extend(preflight::check_unsupported(
         &cat,
@@ -729,11 +742,7 @@ async fn run_units(
                 foreign_keys_ready(shared, c).await
             })
             .await?;
-        target
-            .run("triggers, views and sequences", async |c| {
-                final_post_data(shared, c).await
-            })
-            .await?;
+        // Large objects before the grants on them (final post-data).
         if !shared.catalog.large_objects.is_empty() {
             let copied = target
                 .run("large objects", async |c| {
@@ -749,6 +758,11 @@ async fn run_units(
                 Err(e) => shared.fail(None, "large objects", &e, None),
             }
         }
+        target
+            .run("triggers, views and sequences", async |c| {
+                final_post_data(shared, c).await
+            })
+            .await?;
     }
     report.phases.push((
         "final post-data: foreign keys, triggers, views, sequences".into(),

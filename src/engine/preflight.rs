@@ -103,6 +103,16 @@ pub async fn target_is_superuser(target: &mut Connection) -> Result<bool, Error>
         == Some("t"))
 }
 
+/// The roles that exist on the target (grants to others cannot be made there).
+pub async fn target_roles(target: &mut Connection) -> Result<HashSet<String>, Error> {
+    Ok(target
+        .query_text("SELECT rolname FROM pg_catalog.pg_roles")
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect())
+}
+
 /// Checks on the target, for a clone of `cat` into it.
 pub async fn check_target(
     target: &mut Connection,

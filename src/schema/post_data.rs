@@ -211,6 +211,24 @@ pub fn post_data(cat: &Catalog) -> Vec<Step> {
         s.tolerant = true;
         out.push(s);
     }
+    // Privileges (with --privileges), an object's together; after every object they name.
+    let mut i = 0;
+    while i < cat.grants.len() {
+        let object = &cat.grants[i].object;
+        let n = cat.grants[i..]
+            .iter()
+            .take_while(|g| &g.object == object)
+            .count();
+        let sql = cat.grants[i..i + n]
+            .iter()
+            .map(|g| g.sql.as_str())
+            .collect::<Vec<_>>()
+            .join(";\n");
+        let mut s = step(Phase::Views, None, format!("privileges on {object}"), sql);
+        s.tolerant = true;
+        out.push(s);
+        i += n;
+    }
     for s in &cat.sequences {
         if let Some((value, called)) = s.last_value {
             out.push(step(
