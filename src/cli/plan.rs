@@ -184,7 +184,7 @@ fn object_counts(cat: &Catalog) -> Vec<(String, usize)> {
             .count()
     };
     let partitions = cat.tables.iter().filter(|t| t.parent.is_some()).count();
-    vec![
+    let mut out: Vec<(String, usize)> = vec![
         ("schemas".into(), count("schema ")),
         ("extensions".into(), count("extension ")),
         ("types".into(), count("type ")),
@@ -218,9 +218,66 @@ fn object_counts(cat: &Catalog) -> Vec<(String, usize)> {
             "triggers".into(),
             post.iter().filter(|s| s.phase == Phase::Triggers).count(),
         ),
-        ("views".into(), count("view ")),
-        ("materialized views".into(), count("materialized view ")),
-    ]
+        (
+            "views".into(),
+            cat.views.iter().filter(|v| !v.materialized).count(),
+        ),
+        (
+            "materialized views".into(),
+            cat.views.iter().filter(|v| v.materialized).count(),
+        ),
+    ];
+    use crate::catalog::ObjectKind as K;
+    for (kind, label) in [
+        (K::Collation, "collations"),
+        (K::TextSearchDictionary, "text search dictionaries"),
+        (K::TextSearchConfiguration, "text search configurations"),
+        (K::Cast, "casts"),
+        (K::Conversion, "conversions"),
+        (K::Operator, "operators"),
+        (
+            K::OperatorFamily,
+            "operator families (need a superuser target role)",
+        ),
+        (
+            K::OperatorClass,
+            "operator classes (need a superuser target role)",
+        ),
+    ] {
+        out.push((
+            label.into(),
+            cat.objects.iter().filter(|o| o.kind == kind).count(),
+        ));
+    }
+    let setting = |prefix: &str| {
+        cat.settings
+            .iter()
+            .filter(|st| st.object.starts_with(prefix))
+            .count()
+    };
+    out.extend([
+        ("row-level security policies".into(), setting("policy ")),
+        ("rules".into(), setting("rule ")),
+        ("extended statistics".into(), setting("statistics ")),
+        (
+            "table settings (storage, replica identity, clustering, row security...)".into(),
+            cat.settings.len()
+                - setting("policy ")
+                - setting("rule ")
+                - setting("statistics ")
+                - setting("comment on "),
+        ),
+        ("publications".into(), cat.publications.len()),
+        (
+            "large objects (copied as they are; --no-large-objects leaves them out)".into(),
+            cat.large_objects.len(),
+        ),
+        (
+            "grants and default privileges (made with --privileges)".into(),
+            cat.grants.len(),
+        ),
+    ]);
+    out
 }
 
 /// Masked columns that a CHECK constraint (the table's, or their domain's) reads: the target
