@@ -230,3 +230,53 @@ async fn a_target_restart_mid_run_is_survived() {
     );
     assert_eq!(fingerprint(&dst, "restarted"), reference);
 }
+
+/// Large objects: a run killed (SIGKILL) while copying them leaves each either committed
+/// whole with its run-state record or not at all; `--resume` copies only the others, and
+/// every object ends with the source's OID, contents and comment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_among_large_objects_resumes_with_each_exactly_once() {
+    let c = fixture_clone::cluster_with_roles(&["owner", "cloner"], &[]);
+    c.psql("postgres", "CREATE DATABASE blobs OWNER owner");
+    c.psql("postgres", "CREATE DATABASE blobs_copy OWNER cloner");
+    c.psql(
+        "blobs",
+        "SET ROLE owner; CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);
+         SELECT count(lo_from_bytea(500000 + g, convert_to(repeat(md5(g::text), 40000), 'UTF8'))) FROM generate_series(1, 80) g;
+         COMMENT ON LARGE OBJECT 500007 IS 'seventh';",
+    );
+    let source = fixture_clone::conninfo(&c, c.port(), "owner", "blobs");
+    let target = fixture_clone::conninfo(&c, c.port(), "cloner", "blobs_copy");
+    let cmd = |resume: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_privaci"));
+        cmd.args(["clone", "--source", &source, "--target", &target, "--quiet"])
+            .env("HOME", "/nonexistent");
+        if resume {
+            cmd.arg("--resume");
+        }
+        cmd
+    };
+    let child = spawn(cmd(false));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = c.psql("blobs_copy", "SELECT count(*) FROM pg_tables WHERE schemaname = '_privaci' AND tablename = 'steps_done'");
+        if done == "1"
+            && c.psql(
+                "blobs_copy",
+                "SELECT count(*) >= 3 FROM _privaci.steps_done WHERE step LIKE 'large object %'",
+            ) == "t"
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no large object was copied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(child.id(), "-KILL");
+    let (code, _) = finish_async(child).await;
+    assert_ne!(code, 0);
+    let (code, out) = run(cmd(true)).await;
+    assert_eq!(code, 0, "{out}");
+    let blobs = "SELECT count(*), md5(string_agg(oid::text || ':' || md5(lo_get(oid)) || ':' || coalesce(obj_description(oid, 'pg_largeobject'), ''), ',' ORDER BY oid)) FROM pg_largeobject_metadata";
+    assert_eq!(c.psql("blobs_copy", blobs), c.psql("blobs", blobs));
+    assert!(c.psql("blobs_copy", blobs).starts_with("80|"));
+}
