@@ -833,7 +833,7 @@ async fn load_settings(conn: &mut Connection, cat: &mut Catalog) -> Result<(), E
          SELECT n.nspname, c.relname, {T}, 'i', 'clustering of ' || {T},
                 'ALTER TABLE ONLY ' || {T} || ' CLUSTER ON ' || quote_ident(ic.relname), NULL
          FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE i.indisclustered AND c.relkind = 'r' AND {SYSTEM}
+         WHERE i.indisclustered AND c.relkind IN ('r', 'm') AND {SYSTEM}
          UNION ALL
          SELECT n.nspname, c.relname, {T}, 'a', 'policy ' || quote_ident(p.polname) || ' on ' || {T},
                 'CREATE POLICY ' || quote_ident(p.polname) || ' ON ' || {T}

@@ -156,11 +156,10 @@ pub fn post_data(cat: &Catalog) -> Vec<Step> {
         ));
     }
     // Settings after the triggers: a comment on a trigger needs it.
-    for st in cat
-        .settings
-        .iter()
-        .filter(|st| st.stage != SettingStage::WithTable)
-    {
+    for st in cat.settings.iter().filter(|st| {
+        st.stage != SettingStage::WithTable
+            && !(st.stage == SettingStage::WithIndexes && view_names.contains(&st.table))
+    }) {
         let phase = if st.stage == SettingStage::WithIndexes {
             Phase::Indexes
         } else {
@@ -195,6 +194,22 @@ pub fn post_data(cat: &Catalog) -> Vec<Step> {
                 format!("index {}", i.name),
                 i.definition.clone(),
             ));
+            if let Some(c) = &i.comment {
+                out.push(step(
+                    Phase::Views,
+                    None,
+                    format!("comment on index {}", i.name),
+                    format!("COMMENT ON INDEX {} IS {}", i.name.quoted, literal(c)),
+                ));
+            }
+        }
+        // A materialized view's index settings (CLUSTER ON) once its indexes exist.
+        for st in cat
+            .settings
+            .iter()
+            .filter(|st| st.table == v.name && st.stage == SettingStage::WithIndexes)
+        {
+            out.push(step(Phase::Views, None, st.object.clone(), st.sql.clone()));
         }
     }
     // Publications, once their tables (and those tables' replica identities) exist.
