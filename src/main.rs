@@ -3,7 +3,21 @@
 use clap::Parser;
 
 fn main() {
-    let cli = privaci::cli::Cli::parse();
+    let cli = match privaci::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0; a wrong command line is exit 64, never
+            // 2 (a pre-flight refusal).
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    privaci::cli::exit::SUCCESS
+                }
+                _ => privaci::cli::exit::USAGE,
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -1,5 +1,5 @@
 //! The command line: subcommands, output, and the exit codes users and CI scripts rely on
-//! (0 success, 1 run failed, 2 pre-flight refusal, 3 invalid configuration).
+//! (0 success, 1 run failed, 2 pre-flight refusal, 3 invalid configuration, 64 usage error).
 
 mod clone;
 mod demo;
@@ -17,7 +17,15 @@ pub mod exit {
     pub const FAILED: i32 = 1;
     pub const PREFLIGHT: i32 = 2;
     pub const INVALID_CONFIG: i32 = 3;
+    /// The command line itself is wrong (unknown flag, bad value): sysexits' `EX_USAGE`,
+    /// apart from 2 so that a script can tell a typo from a refused target.
+    pub const USAGE: i32 = 64;
 }
+
+const EXIT_CODES: &str =
+    "Exit codes: 0 success; 1 the run failed (connection, COPY, server error); \
+2 pre-flight refusal (nothing was written); 3 invalid masking configuration; 64 command-line \
+usage error (unknown flag, bad value).";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -29,7 +37,8 @@ Connection strings follow libpq: a URI (postgresql://user@host:5432/db?sslmode=v
 key=value pairs (host=db.example.com dbname=app sslmode=verify-full). PGHOST, PGPORT, PGUSER, \
 PGPASSWORD, PGDATABASE, PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, PGAPPNAME, \
 PGCONNECT_TIMEOUT, PGPASSFILE and PGCHANNELBINDING fill in what the string leaves out, and \
-~/.pgpass supplies passwords.\n\nLog detail is set with RUST_LOG (e.g. RUST_LOG=privaci=debug)."
+~/.pgpass supplies passwords.\n\nLog detail is set with RUST_LOG (e.g. RUST_LOG=privaci=debug).",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -1,0 +1,49 @@
+//! A wrong command line exits 64 (usage), never 2 (a pre-flight refusal): a CI script can
+//! tell a typo from a refused target. Help and version exit 0; help lists the exit codes.
+
+use std::process::Command;
+
+fn privaci(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_privaci"))
+        .args(args)
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn usage_errors_exit_64_and_help_exits_0() {
+    let base = ["clone", "--source", "host=a", "--target", "host=b"];
+    for extra in [
+        &["--schema", "bogus"][..],
+        &["--jobs", "-1"][..],
+        &["--no-such-flag"][..],
+        &["--lock-wait-timeout", "soon"][..],
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let (code, _, err) = privaci(&args);
+        assert_eq!(code, 64, "{args:?}: {err}");
+        assert!(err.contains("error"), "{args:?}: {err}");
+    }
+    let (code, _, err) = privaci(&["clone", "--source", "host=a"]);
+    assert_eq!(code, 64, "missing --target: {err}");
+    let (code, _, _) = privaci(&[]);
+    assert_eq!(code, 64, "no subcommand");
+    let (code, _, _) = privaci(&["frobnicate"]);
+    assert_eq!(code, 64, "unknown subcommand");
+
+    let (code, out, _) = privaci(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("64 command-line usage error") && out.contains("2 pre-flight refusal"),
+        "{out}"
+    );
+    let (code, out, _) = privaci(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("privaci "), "{out}");
+}
