@@ -221,7 +221,8 @@ fn objects_privaci_cannot_create_are_refused_or_skipped_and_listed() {
          CREATE TEXT SEARCH PARSER alt_prs (start = prsd_start, gettoken = prsd_nexttoken, end = prsd_end, lextypes = prsd_lextype);
          CREATE ACCESS METHOD gist2 TYPE INDEX HANDLER gisthandler;
          CREATE FOREIGN DATA WRAPPER dummy;
-         CREATE CAST (timestamptz AS interval) WITH FUNCTION age(timestamptz) AS ASSIGNMENT;",
+         CREATE CAST (timestamptz AS interval) WITH FUNCTION age(timestamptz) AS ASSIGNMENT;
+         CREATE EXTENSION pg_stat_statements;",
     );
     let (code, out) = clone(&c, "odd", "odd_copy", &[]);
     assert_eq!(code, 2, "{out}");
@@ -238,6 +239,7 @@ fn objects_privaci_cannot_create_are_refused_or_skipped_and_listed() {
         "access method gist2",
         "foreign-data wrapper dummy",
         "cast (timestamp with time zone AS interval) (a cast between built-in types needs a superuser",
+        "extension pg_stat_statements (only a superuser can create it (it is not a trusted extension)",
     ] {
         assert!(out.contains(what), "{what}: {out}");
     }
@@ -266,7 +268,7 @@ fn objects_privaci_cannot_create_are_refused_or_skipped_and_listed() {
     assert!(out.contains("creating index public.t_abs"), "{out}");
     assert_eq!(
         support::fixture_clone::audit_events(&audit, "object.skipped"),
-        10
+        11
     );
     let _ = std::fs::remove_file(&audit);
     assert_eq!(c.psql("odd_copy", "SELECT count(*) FROM t"), "2");
@@ -288,6 +290,14 @@ fn objects_privaci_cannot_create_are_refused_or_skipped_and_listed() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("skipped event trigger note_ddl"), "{out}");
     assert!(!out.contains("abs_int_ops"), "{out}");
+    assert!(!out.contains("pg_stat_statements"), "{out}");
+    assert_eq!(
+        c.psql(
+            "odd_admin",
+            "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'"
+        ),
+        "1"
+    );
     assert_eq!(
         c.psql("odd_admin", "SELECT obj_description(oid, 'pg_opclass') FROM pg_opclass WHERE opcname = 'abs_int_ops'"),
         "by magnitude"

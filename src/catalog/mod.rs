@@ -348,6 +348,35 @@ impl Catalog {
         missing.into_iter().collect()
     }
 
+    /// Leaves out (and lists as unsupported) the extensions this target cannot have: not
+    /// available on its server, or not installed and only creatable by a superuser (not
+    /// trusted) when the target role is not one. `available` maps each extension the target
+    /// server offers to (installed in the database, creatable by a non-superuser).
+    pub fn without_unavailable_extensions(
+        &mut self,
+        available: &std::collections::HashMap<String, (bool, bool)>,
+        superuser: bool,
+    ) {
+        let mut keep = Vec::new();
+        for e in std::mem::take(&mut self.extensions) {
+            let why = match available.get(&e.name) {
+                None => Some(format!(
+                    "not available on the target server (the source has version {}): install its package there",
+                    e.version
+                )),
+                Some((false, false)) if !superuser => Some(
+                    "only a superuser can create it (it is not a trusted extension), and the target role is not one: create it on the target first".to_string(),
+                ),
+                _ => None,
+            };
+            match why {
+                Some(why) => self.unsupported.push(("extension".into(), e.name, why)),
+                None => keep.push(e),
+            }
+        }
+        self.extensions = keep;
+    }
+
     /// Leaves out (and lists as unsupported) what only a superuser can create, for a target
     /// role that is not one.
     pub fn without_superuser_objects(&mut self) {
@@ -467,4 +496,57 @@ pub async fn server_version_num(conn: &mut Connection) -> Result<u32, Error> {
         .and_then(|r| r.first().cloned().flatten())
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| bad_row("server_version_num"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn extensions_the_target_cannot_have_are_listed_not_created() {
+        let ext = |name: &str| Extension {
+            name: name.into(),
+            schema: "public".into(),
+            version: "1.0".into(),
+        };
+        let mut cat = Catalog {
+            extensions: vec![
+                ext("citext"),
+                ext("postgis"),
+                ext("pg_stat_statements"),
+                ext("hstore"),
+            ],
+            ..Catalog::default()
+        };
+        let available: HashMap<String, (bool, bool)> = [
+            ("citext".to_string(), (false, true)),
+            ("pg_stat_statements".to_string(), (false, false)),
+            ("hstore".to_string(), (true, false)),
+        ]
+        .into_iter()
+        .collect();
+        let mut as_superuser = cat.clone();
+        as_superuser.without_unavailable_extensions(&available, true);
+        let names = |c: &Catalog| {
+            c.extensions
+                .iter()
+                .map(|e| e.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&as_superuser),
+            ["citext", "pg_stat_statements", "hstore"]
+        );
+        assert_eq!(as_superuser.unsupported.len(), 1);
+        assert!(as_superuser.unsupported[0]
+            .2
+            .contains("not available on the target server (the source has version 1.0)"));
+
+        cat.without_unavailable_extensions(&available, false);
+        // Installed already (hstore) or trusted (citext): kept.
+        assert_eq!(names(&cat), ["citext", "hstore"]);
+        let listed: Vec<&str> = cat.unsupported.iter().map(|u| u.1.as_str()).collect();
+        assert_eq!(listed, ["postgis", "pg_stat_statements"]);
+    }
 }

@@ -80,16 +80,21 @@ pub async fn run(args: PlanArgs) -> i32 {
                 .await
                 .map_err(|e| e.context("target"))?;
             let superuser = preflight::target_is_superuser(&mut conn).await?;
+            let extensions = preflight::target_extensions(&mut conn).await?;
             Ok::<_, crate::Error>((
                 superuser,
+                extensions,
                 preflight::check_target(&mut conn, &cat, mode, args.resume).await?,
             ))
         }
         .await;
         match checked {
-            Ok((superuser, r)) => {
+            Ok((superuser, extensions, r)) => {
                 if !superuser {
                     cat.without_superuser_objects();
+                }
+                if mode == SchemaMode::Create {
+                    cat.without_unavailable_extensions(&extensions, superuser);
                 }
                 refusals.extend(r)
             }

@@ -282,8 +282,13 @@ async fn prepare(opts: &CloneOptions, stop: &StopHandle) -> Result<Prepared, Clo
         stop.watch(t);
     }
     let tc = target.conn().await?;
-    if !preflight::target_is_superuser(tc).await? {
+    let superuser = preflight::target_is_superuser(tc).await?;
+    if !superuser {
         cat.without_superuser_objects();
+    }
+    if opts.schema_mode == SchemaMode::Create {
+        let available = preflight::target_extensions(tc).await?;
+        cat.without_unavailable_extensions(&available, superuser);
     }
     if opts.privileges {
         let roles = preflight::target_roles(tc).await?;

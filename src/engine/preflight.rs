@@ -113,6 +113,28 @@ pub async fn target_roles(target: &mut Connection) -> Result<HashSet<String>, Er
         .collect())
 }
 
+/// The extensions the target server offers: name → (installed in this database, some
+/// version a non-superuser may create: trusted, or not needing a superuser).
+pub async fn target_extensions(
+    target: &mut Connection,
+) -> Result<std::collections::HashMap<String, (bool, bool)>, Error> {
+    let rows = target
+        .query_text(
+            "SELECT e.name, e.installed_version IS NOT NULL,
+                    EXISTS (SELECT 1 FROM pg_catalog.pg_available_extension_versions v WHERE v.name = e.name AND (v.trusted OR NOT v.superuser))
+             FROM pg_catalog.pg_available_extensions e",
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let name = r.first().cloned().flatten()?;
+            let flag = |i: usize| r.get(i).cloned().flatten().as_deref() == Some("t");
+            Some((name, (flag(1), flag(2))))
+        })
+        .collect())
+}
+
 /// Checks on the target, for a clone of `cat` into it.
 pub async fn check_target(
     target: &mut Connection,
