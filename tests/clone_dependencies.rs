@@ -420,3 +420,40 @@ fn privileges_are_recreated_for_roles_that_exist_on_the_target() {
         "0"
     );
 }
+
+/// A large object the source role may not read is refused at pre-flight, before anything is
+/// written; `--no-large-objects` clones without large objects.
+#[test]
+fn unreadable_large_objects_are_refused_at_pre_flight() {
+    let c = cluster_with_roles(&["owner", "cloner"], &[]);
+    c.psql("postgres", "CREATE DATABASE lo OWNER owner");
+    c.psql("postgres", "CREATE DATABASE lo_copy OWNER cloner");
+    load_sql(
+        &c,
+        "lo",
+        "owner",
+        1,
+        "CREATE TABLE t (id int); SELECT lo_from_bytea(4001, 'mine');",
+    );
+    c.psql("lo", "SELECT lo_from_bytea(4002, 'not for owner')");
+    let (code, out) = clone(&c, "lo", "lo_copy", &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("may not read 1 large object(s) (4002)"),
+        "{out}"
+    );
+    assert!(!out.contains("not for owner"), "{out}");
+    assert_eq!(
+        c.psql(
+            "lo_copy",
+            "SELECT count(*) FROM pg_class WHERE relname = 't'"
+        ),
+        "0"
+    );
+    let (code, out) = clone(&c, "lo", "lo_copy", &["--no-large-objects"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        c.psql("lo_copy", "SELECT count(*) FROM pg_largeobject_metadata"),
+        "0"
+    );
+}

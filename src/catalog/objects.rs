@@ -90,6 +90,8 @@ pub struct Publication {
 pub struct LargeObject {
     pub oid: u32,
     pub comment: Option<String>,
+    /// The reading role may read its contents (owner, granted SELECT, or superuser).
+    pub readable: bool,
 }
 
 fn comment_sql(what: &str, name: &str, comment: Option<String>) -> String {
@@ -350,10 +352,14 @@ pub async fn load(conn: &mut Connection, cat: &mut Catalog, filter: &Filter) -> 
 
     load_publications(conn, cat).await?;
     for r in rows(conn, "large objects",
-        "SELECT m.oid, obj_description(m.oid, 'pg_largeobject') FROM pg_largeobject_metadata m ORDER BY m.oid").await?
+        "SELECT m.oid, obj_description(m.oid, 'pg_largeobject'),
+                (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR current_setting('lo_compat_privileges')::bool
+                OR pg_has_role(m.lomowner, 'USAGE')
+                OR EXISTS (SELECT 1 FROM aclexplode(m.lomacl) a WHERE a.privilege_type = 'SELECT' AND (a.grantee = 0 OR pg_has_role(a.grantee, 'USAGE')))
+         FROM pg_largeobject_metadata m ORDER BY m.oid").await?
     {
         let g = Get(&r, "large objects");
-        cat.large_objects.push(LargeObject { oid: g.u32(0)?, comment: g.opt(1) });
+        cat.large_objects.push(LargeObject { oid: g.u32(0)?, comment: g.opt(1), readable: g.bool(2)? });
     }
     Ok(())
 }

@@ -54,6 +54,20 @@ pub fn check_unsupported(cat: &Catalog, mode: SchemaMode, skip: bool) -> Vec<Str
 /// Checks on the source alone.
 pub fn check_source(cat: &Catalog) -> Vec<String> {
     let mut refusals = Vec::new();
+    let unreadable: Vec<String> = cat
+        .large_objects
+        .iter()
+        .filter(|lo| !lo.readable)
+        .map(|lo| lo.oid.to_string())
+        .collect();
+    if !unreadable.is_empty() {
+        let names: Vec<&str> = unreadable.iter().map(String::as_str).collect();
+        refusals.push(format!(
+            "the source role may not read {} large object(s) ({}): grant it SELECT on them (GRANT SELECT ON LARGE OBJECT ...), read as their owner, or give --no-large-objects",
+            unreadable.len(),
+            first_few(&names)
+        ));
+    }
     if cat.server_version_num < MIN_SERVER_VERSION {
         refusals.push(format!(
             "the source runs PostgreSQL {}, older than the oldest supported ({}); upgrade it or use pg_dump",
