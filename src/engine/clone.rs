@@ -290,7 +290,10 @@ async fn prepare(opts: &CloneOptions, stop: &StopHandle) -> Result<Prepared, Clo
         let available = preflight::target_extensions(tc).await?;
         cat.without_unavailable_extensions(&available, superuser);
     }
-    if opts.privileges {
+    if opts.privileges && opts.schema_mode == SchemaMode::Existing {
+        notes.push("--privileges is for a schema privaci creates: with --schema existing, grants are your migrations' to make".into());
+        cat.grants.clear();
+    } else if opts.privileges {
         let roles = preflight::target_roles(tc).await?;
         for (role, n) in cat.grants_for_roles(&roles) {
             notes.push(format!(
