@@ -3,7 +3,10 @@
 //! - the customers table of benches/dataset.sql (generated here with the same formulas, in
 //!   the server's binary COPY format) with email, full_name, phone (`digits`), ssn (`redact`)
 //!   and birth_date (`date_shift`) masked (rows/s),
-//! - each strategy's cost per value.
+//! - each strategy's cost per value,
+//! - validating a config of 25,000 table entries against a catalog of 75,000 tables,
+//!   partitioned tables and partitions (`privaci validate --source` without the catalog
+//!   read).
 //!
 //! cargo bench --bench masking
 
@@ -359,7 +362,86 @@ fn bench_strategies(c: &mut Criterion) {
     g.finish();
 }
 
+/// A catalog of 25,000 tables, each with a partitioned twin holding one partition (75,000
+/// in all), and a config naming every plain table with two masked columns.
+fn big_schema() -> (privaci::catalog::Catalog, privaci::config::MaskingConfig) {
+    use privaci::catalog::{Catalog, Column, PartitionStrategy, QualifiedName, Table};
+    let column = |name: &str, num: i16| Column {
+        name: name.into(),
+        quoted: format!("\"{name}\""),
+        attnum: num,
+        type_name: "text".into(),
+        type_oid: 25,
+        base_type_name: "text".into(),
+        is_enum: false,
+        binary_io: true,
+        collation: None,
+        deterministic: true,
+        not_null: false,
+        default: None,
+        identity: None,
+        generated: None,
+        is_local: true,
+        comment: None,
+    };
+    let name = |s: &str, n: &str| QualifiedName {
+        schema: s.into(),
+        name: n.into(),
+        quoted: format!("\"{s}\".\"{n}\""),
+    };
+    let table = |oid: u32, q: QualifiedName| Table {
+        oid,
+        name: q,
+        unlogged: false,
+        columns: vec![column("id", 1), column("email", 2), column("note", 3)],
+        constraints: Vec::new(),
+        partitioning: None,
+        parent: None,
+        bound: None,
+        inherits: Vec::new(),
+        of_type: None,
+        estimated_rows: 1000,
+        size_bytes: 65536,
+        pages: 8,
+        comment: None,
+        readable: true,
+        row_security: false,
+    };
+    let mut cat = Catalog::default();
+    let mut config = String::new();
+    for i in 0..25_000u32 {
+        let schema = format!("s{}", i % 50);
+        cat.tables
+            .push(table(2 * i, name(&schema, &format!("t{i}"))));
+        let mut parent = table(2 * i + 100_000, name(&schema, &format!("p{i}")));
+        parent.partitioning = Some((PartitionStrategy::List, "LIST (id)".into()));
+        cat.tables.push(parent);
+        let mut leaf = table(2 * i + 1, name(&schema, &format!("p{i}_1")));
+        leaf.parent = Some(name(&schema, &format!("p{i}")));
+        leaf.bound = Some("DEFAULT".into());
+        cat.tables.push(leaf);
+        config +=
+            &format!("[tables.\"{schema}.t{i}\".columns]\nemail = \"email\"\nnote = \"redact\"\n");
+    }
+    let config = privaci::config::MaskingConfig::parse(&config, "bench.toml").unwrap();
+    (cat, config)
+}
+
+fn bench_validate(c: &mut Criterion) {
+    let (cat, config) = big_schema();
+    let key = MaskKey::new(b"bench key 0123456789").unwrap();
+    let mut g = c.benchmark_group("validate");
+    g.sample_size(10);
+    g.bench_function("25,000 config entries, 75,000 tables and partitions", |b| {
+        b.iter(|| {
+            privaci::config::resolve::resolve(&config, "bench.toml", &cat, Some(&key)).unwrap()
+        })
+    });
+    g.finish();
+}
+
 fn all(c: &mut Criterion) {
+    bench_validate(c);
     let data = customers();
     bench_walker(c, &data);
     bench_customers(c, &data);

@@ -47,3 +47,31 @@ fn usage_errors_exit_64_and_help_exits_0() {
     assert_eq!(code, 0);
     assert!(out.starts_with("privaci "), "{out}");
 }
+
+/// A config file that is not one (a device that never ends, binary data) is refused with
+/// exit 3 before it is held in memory.
+#[test]
+fn oversized_or_binary_config_files_are_refused() {
+    for cmd in [
+        &["validate", "--config", "/dev/zero"][..],
+        &[
+            "clone",
+            "--source",
+            "host=a",
+            "--target",
+            "host=b",
+            "--config",
+            "/dev/zero",
+        ][..],
+    ] {
+        let (code, _, err) = privaci(cmd);
+        assert_eq!(code, 3, "{cmd:?}: {err}");
+        assert!(err.contains("larger than 64 MiB"), "{err}");
+    }
+    let path = std::env::temp_dir().join(format!("privaci-binary-{}.toml", std::process::id()));
+    std::fs::write(&path, [0xff, 0xfe, 0x00, 0x41]).unwrap();
+    let (code, _, err) = privaci(&["validate", "--config", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("not UTF-8 text"), "{err}");
+}

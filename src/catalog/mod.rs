@@ -322,8 +322,28 @@ pub struct Catalog {
     pub grants: Vec<Grant>,
     /// What must exist before what (from `pg_depend`), between user objects.
     pub deps: Vec<Dep>,
+    /// `tables` by name, built on first use: lookups stay O(1) with 50,000 tables.
+    pub table_index: TableIndex,
     /// Objects that cannot be cloned, for pre-flight to list (kind, name, why).
     pub unsupported: Vec<(String, String, String)>,
+}
+
+/// An index of a catalog's tables by (schema, name), built lazily. It is checked on each
+/// use (an entry must still name the table it points at), so a stale index is never wrong,
+/// only slower; code that changes `tables` resets it.
+#[derive(Debug, Default)]
+pub struct TableIndex(std::sync::OnceLock<std::collections::HashMap<(String, String), usize>>);
+
+impl Clone for TableIndex {
+    fn clone(&self) -> Self {
+        TableIndex::default()
+    }
+}
+
+impl PartialEq for TableIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Catalog {
@@ -395,9 +415,22 @@ impl Catalog {
     }
 
     pub fn table(&self, schema: &str, name: &str) -> Option<&Table> {
-        self.tables
-            .iter()
-            .find(|t| t.name.schema == schema && t.name.name == name)
+        let index = self.table_index.0.get_or_init(|| {
+            self.tables
+                .iter()
+                .enumerate()
+                .map(|(i, t)| ((t.name.schema.clone(), t.name.name.clone()), i))
+                .collect()
+        });
+        let found = index
+            .get(&(schema.to_string(), name.to_string()))
+            .and_then(|&i| self.tables.get(i))
+            .filter(|t| t.name.schema == schema && t.name.name == name);
+        found.or_else(|| {
+            self.tables
+                .iter()
+                .find(|t| t.name.schema == schema && t.name.name == name)
+        })
     }
 
     /// The partitions of a partitioned table, in bound order as the catalog lists them.

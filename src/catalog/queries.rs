@@ -926,6 +926,7 @@ fn apply_filter(cat: &mut Catalog, f: &Filter) {
     cat.types.retain(|t| f.takes_schema(&t.name.schema));
     cat.tables
         .retain(|t| f.takes_table(&t.name.schema, &t.name.name));
+    cat.table_index = TableIndex::default();
     let tables: std::collections::HashSet<QualifiedName> =
         cat.tables.iter().map(|t| t.name.clone()).collect();
     cat.sequences.retain(|s| {

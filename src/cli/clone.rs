@@ -14,13 +14,10 @@ use crate::mask::key::MaskKey;
 pub async fn run(args: CloneArgs) -> i32 {
     let (config, config_file, config_text) = match &args.config {
         Some(path) => {
-            let text = match std::fs::read_to_string(path) {
+            let text = match crate::config::read_config_text(path) {
                 Ok(t) => t,
                 Err(e) => {
-                    eprintln!(
-                        "privaci: cannot read the masking config {}: {e}",
-                        path.display()
-                    );
+                    eprintln!("privaci: invalid masking config: {e}");
                     return exit::INVALID_CONFIG;
                 }
             };

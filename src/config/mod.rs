@@ -72,12 +72,7 @@ impl MaskingConfig {
 
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<MaskingConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.display().to_string(),
-            line: None,
-            place: None,
-            message: format!("cannot read the file: {e}"),
-        })?;
+        let text = read_config_text(path)?;
         MaskingConfig::parse(&text, &path.display().to_string())
     }
 
@@ -226,6 +221,39 @@ struct RawTable {
 
 /// An identifier as SQL reads it: `"Quoted"` exactly (with `""` for a quote), bare names
 /// folded to lower case.
+/// The largest config file read: a config for 100,000 tables with a dozen masked columns
+/// each is a few tens of MiB. Anything larger (or a device like /dev/zero) is refused before
+/// it is held in memory.
+pub const MAX_CONFIG_BYTES: u64 = 64 << 20;
+
+/// A config file's text, refused past `MAX_CONFIG_BYTES` or when it is not UTF-8.
+pub fn read_config_text(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let fail = |message: String| ConfigError {
+        file: path.display().to_string(),
+        line: None,
+        place: None,
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(format!("cannot read the file: {e}")))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(fail(format!(
+            "the file is larger than {} MiB, more than any masking config needs: is it the right file?",
+            MAX_CONFIG_BYTES >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "the file is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
 pub fn parse_identifier(s: &str) -> Result<String, String> {
     let parts = split_qualified(s)?;
     match parts.as_slice() {

@@ -350,6 +350,29 @@ pub fn resolve(
         }
     }
 
+    // Looked up per table below: indexed once here, so validation stays linear in the
+    // number of tables.
+    let mut unique_indexes: HashMap<&QualifiedName, Vec<&crate::catalog::Index>> = HashMap::new();
+    for i in cat
+        .indexes
+        .iter()
+        .filter(|i| i.unique && i.constraint.is_none())
+    {
+        unique_indexes.entry(&i.table).or_default().push(i);
+    }
+    let mut children_rows: HashMap<&QualifiedName, i64> = HashMap::new();
+    for t in &cat.tables {
+        if let Some(p) = &t.parent {
+            *children_rows.entry(p).or_default() += t.estimated_rows;
+        }
+    }
+    let config_lines: HashMap<(&str, &str), usize> = config
+        .tables
+        .iter()
+        .map(|t| ((t.schema.as_str(), t.table.as_str()), t.line))
+        .collect();
+    // A strategy's options are checked once per (strategy, column kind), not per table.
+    let mut checked: HashMap<String, Result<(), String>> = HashMap::new();
     let mut out = Vec::new();
     for t in cat.data_tables().chain(
         cat.tables
@@ -358,9 +381,8 @@ pub fn resolve(
     ) {
         let owner = rule_table(t);
         let unique_columns: Vec<(&str, &str)> = cat
-            .tables
-            .iter()
-            .filter(|x| x.name == owner)
+            .table(&owner.schema, &owner.name)
+            .into_iter()
             .flat_map(|x| x.constraints.iter())
             .filter(|c| matches!(c.kind, ConstraintKind::PrimaryKey | ConstraintKind::Unique))
             .flat_map(|c| {
@@ -372,9 +394,10 @@ pub fn resolve(
                 // A unique index reads its key columns and the columns of its expressions and
                 // predicate (`UNIQUE (lower(name))`): masking any of them can make two rows
                 // equal under it.
-                cat.indexes
-                    .iter()
-                    .filter(|i| i.unique && i.constraint.is_none() && i.table == owner)
+                unique_indexes
+                    .get(&owner)
+                    .into_iter()
+                    .flatten()
                     .flat_map(|i| {
                         i.uses_columns
                             .iter()
@@ -383,7 +406,7 @@ pub fn resolve(
             )
             .collect();
         let estimated_rows = if t.is_partitioned() {
-            cat.children(&t.name).map(|c| c.estimated_rows).sum::<i64>()
+            children_rows.get(&t.name).copied().unwrap_or(0)
         } else {
             t.estimated_rows
         } as f64;
@@ -451,8 +474,12 @@ pub fn resolve(
                             ),
                         )),
                         Some(spec) => {
-                            if let Err(e) = build(&strategy, spec, Some(check_key)) {
-                                errors.push(err(line, place.clone(), e));
+                            let key = format!("{strategy:?}|{spec:?}");
+                            let result = checked.entry(key).or_insert_with(|| {
+                                build(&strategy, spec, Some(check_key)).map(|_| ())
+                            });
+                            if let Err(e) = result {
+                                errors.push(err(line, place.clone(), e.clone()));
                             }
                         }
                     }
@@ -483,7 +510,9 @@ pub fn resolve(
             });
         }
         if owner == t.name && config.unlisted_columns == Unlisted::Fail && !unlisted.is_empty() {
-            let line = config.table(&t.name.schema, &t.name.name).map(|r| r.line);
+            let line = config_lines
+                .get(&(t.name.schema.as_str(), t.name.name.as_str()))
+                .copied();
             errors.push(err(
                 line,
                 format!("table \"{}\"", t.name),
