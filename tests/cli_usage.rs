@@ -75,3 +75,18 @@ fn oversized_or_binary_config_files_are_refused() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("not UTF-8 text"), "{err}");
 }
+
+/// A role that does not exist is named as such, not blamed on pg_hba.conf (both are SQLSTATE
+/// 28000); a pg_hba.conf rejection still says pg_hba.conf.
+#[test]
+fn a_missing_role_is_not_blamed_on_pg_hba_conf() {
+    let c = privaci::devcluster::Cluster::builder()
+        .hba("host all all 127.0.0.1/32 trust")
+        .start();
+    let (code, _, err) = privaci(&["ping", &c.conninfo("user=nobody dbname=postgres")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no role \"nobody\" on this server") && !err.contains("pg_hba.conf"),
+        "{err}"
+    );
+}

@@ -197,7 +197,7 @@ patient_id = "keep"
     for expected in [
         ":5: table \"public.nosuch\": no such table in the source database",
         ":10: table \"public.patients\", column \"nosuchcol\": no such column",
-        ":11: table \"public.patients\", column \"date_of_birth\": strategy \"email\" does not apply to type Date",
+        ":11: table \"public.patients\", column \"date_of_birth\": strategy \"email\" does not apply to type date;",
         ":12: table \"public.patients\", column \"first_name\": strategy \"null\" on a NOT NULL column",
         ":13: table \"public.patients\", column \"full_name\": is a generated column",
         ":15: table \"public.raw_events_2024_01\": is a partition of public.raw_events",
@@ -207,6 +207,35 @@ patient_id = "keep"
     ] {
         assert!(err.contains(expected), "missing: {expected}\n{err}");
     }
+
+    // A config entry for a table the command line leaves out says so; a long unknown
+    // strategy name is cut.
+    let (code, _, err) = privaci(
+        &[
+            "plan",
+            "--source",
+            &source(&c, "mhd"),
+            "--exclude-table",
+            "staff",
+        ],
+        Some("[tables.staff.columns]\nemail = \"email\"\n"),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("table \"public.staff\": not cloned: it is excluded by --exclude-table"),
+        "{err}"
+    );
+    let long = "x".repeat(5000);
+    let (code, _, err) = privaci(
+        &["validate"],
+        Some(&format!("[tables.staff.columns]\nemail = \"{long}\"\n")),
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!("unknown strategy \"{}…\"", "x".repeat(40))),
+        "{err}"
+    );
+    assert!(err.len() < 600, "{err}");
 
     let (code, out, err) = privaci(&["validate", "--source", &source(&c, "mhd")], Some(GOOD));
     assert_eq!(code, 0, "{err}");

@@ -324,6 +324,8 @@ pub struct Catalog {
     pub deps: Vec<Dep>,
     /// `tables` by name, built on first use: lookups stay O(1) with 50,000 tables.
     pub table_index: TableIndex,
+    /// Tables the filter left out, with the option that did (for messages about them).
+    pub excluded: std::collections::HashMap<(String, String), &'static str>,
     /// Objects that cannot be cloned, for pre-flight to list (kind, name, why).
     pub unsupported: Vec<(String, String, String)>,
 }

@@ -924,6 +924,17 @@ fn apply_filter(cat: &mut Catalog, f: &Filter) {
     }
     cat.schemas.retain(|s| f.takes_schema(&s.name));
     cat.types.retain(|t| f.takes_schema(&t.name.schema));
+    for t in &cat.tables {
+        let why = if !f.takes_schema(&t.name.schema) {
+            "its schema is left out by --include-schema/--exclude-schema"
+        } else if !f.takes_table(&t.name.schema, &t.name.name) {
+            "it is excluded by --exclude-table"
+        } else {
+            continue;
+        };
+        cat.excluded
+            .insert((t.name.schema.clone(), t.name.name.clone()), why);
+    }
     cat.tables
         .retain(|t| f.takes_table(&t.name.schema, &t.name.name));
     cat.table_index = TableIndex::default();

@@ -221,6 +221,26 @@ struct RawTable {
 
 /// An identifier as SQL reads it: `"Quoted"` exactly (with `""` for a quote), bare names
 /// folded to lower case.
+/// A name from the config file as messages quote it: cut to 40 characters, control
+/// characters escaped, so a pasted paragraph or binary junk does not flood the terminal.
+fn shown(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(40)
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if s.chars().count() > 40 {
+        out.push('…');
+    }
+    format!("\"{out}\"")
+}
+
 /// The largest config file read: a config for 100,000 tables with a dozen masked columns
 /// each is a few tens of MiB. Anything larger (or a device like /dev/zero) is refused before
 /// it is held in memory.
@@ -356,7 +376,8 @@ fn parse_strategy(value: &Value, top_level: bool) -> Result<StrategySpec, String
         | "street_address" | "company" | "tokenize" => &[],
         other => {
             return Err(format!(
-                "unknown strategy \"{other}\" (strategies: {STRATEGY_NAMES})"
+                "unknown strategy {} (strategies: {STRATEGY_NAMES})",
+                shown(other)
             ))
         }
     };
@@ -368,7 +389,8 @@ fn parse_strategy(value: &Value, top_level: bool) -> Result<StrategySpec, String
                 format!("strategy \"{name}\" takes no options, but \"{key}\" was given")
             } else {
                 format!(
-                    "unknown option \"{key}\" for strategy \"{name}\" (options: {})",
+                    "unknown option {} for strategy \"{name}\" (options: {})",
+                    shown(key),
                     allowed.join(", ")
                 )
             });

@@ -247,11 +247,11 @@ pub fn resolve(
     for t in &config.tables {
         let place = format!("table \"{}.{}\"", t.schema, t.table);
         let Some(table) = cat.table(&t.schema, &t.table) else {
-            errors.push(err(
-                Some(t.line),
-                place,
-                "no such table in the source database".into(),
-            ));
+            let message = match cat.excluded.get(&(t.schema.clone(), t.table.clone())) {
+                Some(why) => format!("not cloned: {why}; remove its entry, or clone it"),
+                None => "no such table in the source database".into(),
+            };
+            errors.push(err(Some(t.line), place, message));
             continue;
         };
         if let Some(parent) = &table.parent {

@@ -521,6 +521,13 @@ fn server_error(cfg: &Config, target: &Target, db: Box<DbError>) -> Error {
             cfg.user,
             cfg.passfile.as_ref().map_or("~/.pgpass".into(), |p| p.display().to_string())
         ),
+        // 28000 covers more than pg_hba.conf: a missing role, and channel binding the
+        // server could not verify, carry it too.
+        _ if db.message.contains("channel binding") => "the server could not verify channel binding: a TLS proxy or pooler between privaci and the server presents another certificate; connect to the server itself, or set channel_binding=disable if the path is trusted".into(),
+        "28000" if db.message.starts_with("role ") && db.message.ends_with("does not exist") => format!(
+            "no role \"{}\" on this server: check user in the connection string or PGUSER",
+            cfg.user
+        ),
         "28000" => "the server's pg_hba.conf has no entry for this address, user, database and TLS choice; if the server only accepts TLS use sslmode=require or stricter, otherwise ask its administrator".into(),
         "3D000" => "check dbname in the connection string or PGDATABASE".into(),
         "53300" => "the server has no free connection slots; retry later or lower --jobs".into(),

@@ -87,6 +87,34 @@ impl TypeKind {
 
     /// The kind of a type as `format_type` names it (`character varying(20)`, `integer[]`,
     /// `timestamp with time zone`), for built-in types.
+    /// The type as SQL names it, for messages (`integer`, not `Int4`; `text` for every
+    /// character type).
+    pub fn sql_name(&self) -> String {
+        match self {
+            TypeKind::Bool => "boolean".into(),
+            TypeKind::Int2 => "smallint".into(),
+            TypeKind::Int4 => "integer".into(),
+            TypeKind::Int8 => "bigint".into(),
+            TypeKind::Float4 => "real".into(),
+            TypeKind::Float8 => "double precision".into(),
+            TypeKind::Numeric => "numeric".into(),
+            TypeKind::Text => "text".into(),
+            TypeKind::Bytea => "bytea".into(),
+            TypeKind::Uuid => "uuid".into(),
+            TypeKind::Date => "date".into(),
+            TypeKind::Time => "time without time zone".into(),
+            TypeKind::TimeTz => "time with time zone".into(),
+            TypeKind::Timestamp => "timestamp without time zone".into(),
+            TypeKind::TimestampTz => "timestamp with time zone".into(),
+            TypeKind::Interval => "interval".into(),
+            TypeKind::Json => "json".into(),
+            TypeKind::Jsonb => "jsonb".into(),
+            TypeKind::Inet => "inet".into(),
+            TypeKind::MacAddr => "macaddr".into(),
+            TypeKind::Array(e) => format!("{}[]", e.sql_name()),
+        }
+    }
+
     pub fn from_type_name(name: &str) -> Option<TypeKind> {
         if let Some(elem) = name.strip_suffix("[]") {
             return TypeKind::from_type_name(elem).map(|k| TypeKind::Array(Box::new(k)));

@@ -102,7 +102,8 @@ pub(super) fn fixed_bytes(text: &str, col: &ColumnSpec) -> Result<Vec<u8>, Strin
         TypeKind::Jsonb => Value::Jsonb(text.to_string()),
         other => {
             return Err(format!(
-                "strategy \"fixed\" is not available for {other:?}; use \"null\" or \"default\""
+                "strategy \"fixed\" is not available for {}; use \"null\" or \"default\"",
+                other.sql_name()
             ))
         }
     };

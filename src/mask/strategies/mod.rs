@@ -73,8 +73,8 @@ pub fn build(
     };
     let wrong_type = |accepts: &str| {
         format!(
-            "strategy \"{name}\" does not apply to type {:?}; it takes {accepts}",
-            col.kind
+            "strategy \"{name}\" does not apply to type {}; it takes {accepts}",
+            col.kind.sql_name()
         )
     };
     let text_only = || {

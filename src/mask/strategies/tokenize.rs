@@ -19,7 +19,7 @@ pub(super) struct Tokenize {
 
 impl Strategy for Tokenize {
     fn mask(&mut self, input: &[u8], out: &mut BytesMut) -> Result<Outcome, String> {
-        let size = |n: usize| format!("{:?} value is not {n} bytes", self.col.kind);
+        let size = |n: usize| format!("{} value is not {n} bytes", self.col.kind.sql_name());
         match self.col.kind {
             TypeKind::Int2 => {
                 let v = i16::from_be_bytes(input.try_into().map_err(|_| size(2))?);
