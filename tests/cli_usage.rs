@@ -45,7 +45,62 @@ fn usage_errors_exit_64_and_help_exits_0() {
     );
     let (code, out, _) = privaci(&["--version"]);
     assert_eq!(code, 0);
-    assert!(out.starts_with("privaci "), "{out}");
+    assert!(
+        out.starts_with("privaci 0.") && out.contains("(commit "),
+        "{out}"
+    );
+    // Built from this checkout: the commit is its HEAD.
+    if let Ok(head) = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+    {
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        if head.len() == 12 {
+            assert!(out.contains(&format!("(commit {head}")), "{out} vs {head}");
+        }
+    }
+}
+
+/// Shell completions and manual pages are generated from the same definitions as --help,
+/// so every option is in them.
+#[test]
+fn completions_and_manual_pages_cover_every_command_and_option() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = privaci(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {err}");
+        for word in [
+            "clone",
+            "plan",
+            "skip-unsupported",
+            "privileges",
+            "exclude-table",
+        ] {
+            assert!(out.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let (code, _, _) = privaci(&["completions", "tcsh"]);
+    assert_eq!(code, 64);
+
+    let (code, out, _) = privaci(&["man"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(".TH privaci 1") && out.contains("clone"),
+        "{out}"
+    );
+    let (code, out, _) = privaci(&["man", "clone"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(".TH privaci-clone 1"), "{out}");
+    for option in [
+        "skip\\-unsupported",
+        "no\\-large\\-objects",
+        "lock\\-wait\\-timeout",
+        "resume",
+    ] {
+        assert!(out.contains(option), "man page lacks {option}");
+    }
+    let (code, _, err) = privaci(&["man", "nosuch"]);
+    assert_eq!(code, 64, "{err}");
 }
 
 /// A config file that is not one (a device that never ends, binary data) is refused with

@@ -30,7 +30,7 @@ usage error (unknown flag, bad value).";
 #[derive(Parser, Debug)]
 #[command(
     name = "privaci",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("PRIVACI_GIT_COMMIT"), ")"),
     about = "Clone a PostgreSQL database to another server, masking personal data in flight",
     long_about = "Clone a PostgreSQL database to another server, masking personal data in flight.\n\n\
 Connection strings follow libpq: a URI (postgresql://user@host:5432/db?sslmode=verify-full) or \
@@ -79,6 +79,18 @@ pub enum Command {
     /// TLS and SCRAM, print rows before and after, and remove the clusters. Needs the
     /// PostgreSQL server binaries (apt-get install postgresql).
     Demo,
+    /// Print a shell completion script: `privaci completions bash > /etc/bash_completion.d/privaci`
+    /// (or zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print a manual page (roff): `privaci man > privaci.1`, `privaci man clone >
+    /// privaci-clone.1` (each command's page lists all its options).
+    Man {
+        /// The command whose page to print; none for the main page.
+        command: Option<String>,
+    },
 }
 
 /// `1GB`, `500MB`, `64kB` or a number of bytes.
@@ -288,5 +300,41 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Plan(args) => plan::run(args).await,
         Command::Clone(args) => clone::run(args).await,
         Command::Demo => demo::run().await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "privaci", &mut std::io::stdout());
+            exit::SUCCESS
+        }
+        Command::Man { command } => {
+            use clap::CommandFactory;
+            let cli = Cli::command();
+            let page = match &command {
+                None => clap_mangen::Man::new(cli),
+                Some(name) => match cli.find_subcommand(name) {
+                    Some(sub) => clap_mangen::Man::new(
+                        sub.clone()
+                            .display_name(format!("privaci-{name}"))
+                            .bin_name(format!("privaci {name}")),
+                    )
+                    .title(format!("privaci-{name}")),
+                    None => {
+                        eprintln!("privaci: no command {name:?}: ping, validate, plan, clone, demo, completions");
+                        return exit::USAGE;
+                    }
+                },
+            };
+            let mut out = Vec::new();
+            match page
+                .render(&mut out)
+                .and_then(|_| std::io::Write::write_all(&mut std::io::stdout(), &out))
+            {
+                Ok(()) => exit::SUCCESS,
+                Err(e) => {
+                    eprintln!("privaci: could not write the manual page: {e}");
+                    exit::FAILED
+                }
+            }
+        }
     }
 }
