@@ -21,13 +21,17 @@ fn main() {
         .is_some_and(|o| !o.stdout.is_empty());
     let suffix = if dirty { ", modified" } else { "" };
     println!("cargo:rustc-env=PRIVACI_GIT_COMMIT={commit}{suffix}");
-    // Rebuilt when HEAD moves (a commit, a checkout) or the index changes.
-    for path in [".git/HEAD", ".git/index"] {
-        println!("cargo:rerun-if-changed={path}");
-    }
+    // Rebuilt when HEAD moves (a commit, a checkout) or the index changes. Only files that
+    // exist are named: cargo reruns a build script whose named file is missing every time.
+    let mut watch = vec![".git/HEAD".to_string(), ".git/index".to_string()];
     if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
         if let Some(r) = head.strip_prefix("ref: ") {
-            println!("cargo:rerun-if-changed=.git/{}", r.trim());
+            watch.push(format!(".git/{}", r.trim()));
         }
+    }
+    watch.push(".git/packed-refs".into());
+    println!("cargo:rerun-if-changed=build.rs");
+    for path in watch.iter().filter(|p| std::path::Path::new(p).exists()) {
+        println!("cargo:rerun-if-changed={path}");
     }
 }
