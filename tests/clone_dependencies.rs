@@ -253,11 +253,18 @@ fn objects_privaci_cannot_create_are_refused_or_skipped_and_listed() {
     );
 
     let audit = std::env::temp_dir().join(format!("privaci-odd-{}.jsonl", std::process::id()));
+    let report = std::env::temp_dir().join(format!("privaci-odd-{}.json", std::process::id()));
     let (code, out) = clone(
         &c,
         "odd",
         "odd_copy",
-        &["--skip-unsupported", "--audit-log", audit.to_str().unwrap()],
+        &[
+            "--skip-unsupported",
+            "--audit-log",
+            audit.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
     );
     // The index needs the class left out: it fails by name, the rest is cloned.
     assert_eq!(code, 1, "{out}");
@@ -266,6 +273,19 @@ fn objects_privaci_cannot_create_are_refused_or_skipped_and_listed() {
         "{out}"
     );
     assert!(out.contains("creating index public.t_abs"), "{out}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&report);
+    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc["exit_code"], 1);
+    assert!(doc["failures"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("creating index public.t_abs"));
+    assert!(doc["notes"].as_array().unwrap().iter().any(|n| n
+        .as_str()
+        .unwrap()
+        .contains("skipped operator class public.abs_int_ops")));
     assert_eq!(
         support::fixture_clone::audit_events(&audit, "object.skipped"),
         11
@@ -436,7 +456,12 @@ fn unreadable_large_objects_are_refused_at_pre_flight() {
         "CREATE TABLE t (id int); SELECT lo_from_bytea(4001, 'mine');",
     );
     c.psql("lo", "SELECT lo_from_bytea(4002, 'not for owner')");
-    let (code, out) = clone(&c, "lo", "lo_copy", &[]);
+    // --report: the outcome as JSON however the run ends (here: refused, then a success).
+    let report = std::env::temp_dir().join(format!("privaci-report-{}.json", std::process::id()));
+    let read = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
+    };
+    let (code, out) = clone(&c, "lo", "lo_copy", &["--report", report.to_str().unwrap()]);
     assert_eq!(code, 2, "{out}");
     assert!(
         out.contains("may not read 1 large object(s) (4002)"),
@@ -450,10 +475,41 @@ fn unreadable_large_objects_are_refused_at_pre_flight() {
         ),
         "0"
     );
-    let (code, out) = clone(&c, "lo", "lo_copy", &["--no-large-objects"]);
+    let doc = read();
+    assert_eq!(doc["status"], "refused");
+    assert_eq!(doc["exit_code"], 2);
+    assert!(doc["refusals"][0].as_str().unwrap().contains("(4002)"));
+
+    load_sql(
+        &c,
+        "lo",
+        "owner",
+        1,
+        "INSERT INTO t SELECT generate_series(1, 25);",
+    );
+    let (code, out) = clone(
+        &c,
+        "lo",
+        "lo_copy",
+        &["--no-large-objects", "--report", report.to_str().unwrap()],
+    );
     assert_eq!(code, 0, "{out}");
     assert_eq!(
         c.psql("lo_copy", "SELECT count(*) FROM pg_largeobject_metadata"),
         "0"
     );
+    let doc = read();
+    let _ = std::fs::remove_file(&report);
+    assert_eq!(doc["format"], 1);
+    assert_eq!(doc["status"], "success");
+    assert_eq!(doc["exit_code"], 0);
+    assert_eq!(doc["totals"]["units"], 1);
+    assert_eq!(doc["totals"]["rows"], 25);
+    assert_eq!(doc["totals"]["failures"], 0);
+    assert_eq!(doc["units"][0]["unit"], "public.t");
+    assert_eq!(doc["units"][0]["status"], "copied");
+    assert_eq!(doc["units"][0]["rows"], 25);
+    assert!(doc["units"][0]["bytes"].as_u64().unwrap() > 0);
+    assert!(doc["phases"].as_array().unwrap().len() >= 3);
+    assert!(doc["privaci"].as_str().unwrap().contains("(commit "));
 }

@@ -11,22 +11,18 @@ use crate::engine::clone::{run as clone_run, CloneError, CloneOptions, CloneRepo
 use crate::engine::preflight::SchemaMode;
 use crate::mask::key::MaskKey;
 
+use super::report::Outcome;
+
 pub async fn run(args: CloneArgs) -> i32 {
     let (config, config_file, config_text) = match &args.config {
         Some(path) => {
             let text = match crate::config::read_config_text(path) {
                 Ok(t) => t,
-                Err(e) => {
-                    eprintln!("privaci: invalid masking config: {e}");
-                    return exit::INVALID_CONFIG;
-                }
+                Err(e) => return invalid(&args, format!("invalid masking config: {e}")),
             };
             match MaskingConfig::parse(&text, &path.display().to_string()) {
                 Ok(c) => (c, path.display().to_string(), text),
-                Err(e) => {
-                    eprintln!("privaci: invalid masking config: {e}");
-                    return exit::INVALID_CONFIG;
-                }
+                Err(e) => return invalid(&args, format!("invalid masking config: {e}")),
             }
         }
         None => (
@@ -37,35 +33,27 @@ pub async fn run(args: CloneArgs) -> i32 {
     };
     let key = match MaskKey::from_env() {
         Ok(k) => k,
-        Err(e) => {
-            eprintln!("privaci: invalid masking key: {e}");
-            return exit::INVALID_CONFIG;
-        }
+        Err(e) => return invalid(&args, format!("invalid masking key: {e}")),
     };
     let (source, target) = match (Config::parse(&args.source), Config::parse(&args.target)) {
         (Ok(s), Ok(t)) => (s, t),
-        (Err(e), _) => {
-            eprintln!("privaci: source: {e}");
-            return exit::FAILED;
-        }
-        (_, Err(e)) => {
-            eprintln!("privaci: target: {e}");
-            return exit::FAILED;
-        }
+        (Err(e), _) => return failed(&args, format!("source: {e}")),
+        (_, Err(e)) => return failed(&args, format!("target: {e}")),
     };
     let audit = match &args.audit_log {
         Some(path) => match Audit::to_file(path) {
             Ok(a) => Arc::new(a),
-            Err(e) => {
-                eprintln!("privaci: {e}");
-                return exit::FAILED;
-            }
+            Err(e) => return failed(&args, e.to_string()),
         },
         None => Arc::new(Audit::disabled()),
     };
     let filter = match args.filter.filter_or_exit() {
         Ok(f) => f,
-        Err(code) => return code,
+        Err(code) => {
+            let why = "a --include-schema, --exclude-schema or --exclude-table name is not valid (see above)";
+            report(&args, &Outcome::InvalidConfig(&[why.to_string()]));
+            return code;
+        }
     };
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -97,10 +85,11 @@ pub async fn run(args: CloneArgs) -> i32 {
     };
     let stop = StopHandle::default();
     watch_signals(stop.clone());
-    match clone_run(opts, audit, stop).await {
+    let report_path = args.report.clone();
+    let (code, outcome_code) = match clone_run(opts, audit, stop).await {
         Ok(report) => {
             print!("{}", render(&report));
-            if report.interrupted && report.failed.is_empty() {
+            let code = if report.interrupted && report.failed.is_empty() {
                 eprintln!("privaci: interrupted; what committed is kept: run the same command with --resume to finish");
                 exit::FAILED
             } else if report.failed.is_empty() {
@@ -112,30 +101,78 @@ pub async fn run(args: CloneArgs) -> i32 {
                 }
                 eprintln!("fix the cause, then run the same command with --resume: what committed is kept and only the rest is done");
                 exit::FAILED
-            }
+            };
+            (
+                code,
+                write_report(report_path.as_deref(), &Outcome::Ran(&report, code)),
+            )
         }
         Err(CloneError::Config(errors)) => {
             eprintln!(
                 "privaci: the masking config has {} problem(s):",
                 errors.len()
             );
-            for e in errors {
+            for e in &errors {
                 eprintln!("  {e}");
             }
-            exit::INVALID_CONFIG
+            let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            (
+                exit::INVALID_CONFIG,
+                write_report(report_path.as_deref(), &Outcome::InvalidConfig(&list)),
+            )
         }
         Err(CloneError::Preflight(refusals)) => {
             eprintln!("privaci: refused at pre-flight; nothing was written to the target:");
-            for r in refusals {
+            for r in &refusals {
                 eprintln!("  - {r}");
             }
-            exit::PREFLIGHT
+            (
+                exit::PREFLIGHT,
+                write_report(report_path.as_deref(), &Outcome::Refused(&refusals)),
+            )
         }
         Err(CloneError::Failed(msg)) => {
             eprintln!("privaci: {msg}");
+            (
+                exit::FAILED,
+                write_report(report_path.as_deref(), &Outcome::Failed(&msg)),
+            )
+        }
+    };
+    // A report that could not be written fails a run that would otherwise succeed: a CI
+    // pipeline reading it would find nothing.
+    if outcome_code != exit::SUCCESS && code == exit::SUCCESS {
+        outcome_code
+    } else {
+        code
+    }
+}
+
+/// Writes `--report` if asked; the exit code that its failure imposes (1), or 0.
+fn write_report(path: Option<&std::path::Path>, outcome: &Outcome<'_>) -> i32 {
+    match path.map(|p| super::report::write(p, outcome)) {
+        Some(Err(e)) => {
+            eprintln!("privaci: {e}");
             exit::FAILED
         }
+        _ => exit::SUCCESS,
     }
+}
+
+fn report(args: &CloneArgs, outcome: &Outcome<'_>) {
+    write_report(args.report.as_deref(), outcome);
+}
+
+fn invalid(args: &CloneArgs, message: String) -> i32 {
+    eprintln!("privaci: {message}");
+    report(args, &Outcome::InvalidConfig(&[message]));
+    exit::INVALID_CONFIG
+}
+
+fn failed(args: &CloneArgs, message: String) -> i32 {
+    eprintln!("privaci: {message}");
+    report(args, &Outcome::Failed(&message));
+    exit::FAILED
 }
 
 /// SIGINT (Ctrl-C) and SIGTERM stop the run cleanly: copies are cancelled, units in flight roll

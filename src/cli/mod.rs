@@ -5,6 +5,7 @@ mod clone;
 mod demo;
 mod ping;
 mod plan;
+mod report;
 mod validate;
 
 pub(crate) use clone::render as render_report;
@@ -153,6 +154,11 @@ pub struct CloneArgs {
     /// Write the audit log (JSON Lines) to this file.
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<std::path::PathBuf>,
+    /// Also write the final report as JSON to this file (units with rows, bytes, seconds,
+    /// masked columns and status; totals; phases; failures; notes; or the refusals or config
+    /// errors), however the run ends. The README documents its fields.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
     /// No progress lines; the final report is still printed.
     #[arg(long)]
     pub quiet: bool,
