@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what privaci's tests and demo need on a fresh Debian machine: the PostgreSQL
-# server binaries (initdb, postgres, pg_ctl, psql) and runuser. Safe to run again.
+# server binaries (initdb, postgres, pg_ctl, psql), openssl and runuser. Safe to run again.
 set -euo pipefail
 
 have_server() {
@@ -18,6 +18,15 @@ if ! have_server || ! command -v psql >/dev/null 2>&1; then
   echo "installing PostgreSQL server binaries (apt-get install postgresql-15)" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-contrib >/dev/null
+fi
+
+# The TLS tests make certificates with openssl, as users do (the PostgreSQL docs' recipes).
+if ! command -v openssl >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "openssl is missing; run as root or: sudo apt-get install openssl" >&2
+    exit 1
+  fi
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
 fi
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -59,7 +59,8 @@ fn as_server_user(program: &Path) -> Command {
     }
 }
 
-fn chown_to_server_user(path: &Path) {
+/// Gives `path` to the user the server runs as (when privaci runs as root).
+pub fn chown_to_server_user(path: &Path) {
     if is_root() {
         run(
             Command::new("chown")

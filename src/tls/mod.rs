@@ -3,6 +3,7 @@
 
 pub mod end_point;
 pub mod verify;
+pub mod x509;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -82,17 +83,26 @@ pub fn setup(cfg: &Config) -> Result<Option<TlsSetup>, TlsError> {
             None,
         )
     } else {
-        let (store, described) = load_roots(cfg)?;
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
-            .build()
-            .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
-        let builder = if verification == Verification::Full {
-            builder.with_webpki_verifier(webpki)
+        let (store, raw, described) = load_roots(cfg)?;
+        // Roots WebPKI cannot take as anchors (version 1) are still checked by libpq's rules.
+        let webpki = if store.is_empty() {
+            None
         } else {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verify::ChainOnlyVerifier::new(webpki)))
+            Some(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+                    .build()
+                    .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?,
+            )
         };
+        let verifier = verify::LibpqVerifier::new(
+            webpki,
+            raw,
+            provider.clone(),
+            verification == Verification::Full,
+        );
+        let builder = builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier));
         (builder, Some(described))
     };
     let mut config = match &cfg.sslcert {
@@ -123,7 +133,10 @@ pub fn setup(cfg: &Config) -> Result<Option<TlsSetup>, TlsError> {
     }))
 }
 
-fn load_roots(cfg: &Config) -> Result<(RootCertStore, String), TlsError> {
+/// The trusted roots: as WebPKI anchors, and as they were read (for libpq's own checks).
+type Roots = (RootCertStore, Vec<CertificateDer<'static>>, String);
+
+fn load_roots(cfg: &Config) -> Result<Roots, TlsError> {
     let mut store = RootCertStore::empty();
     match &cfg.sslrootcert {
         Some(RootCert::System) => {
@@ -136,26 +149,31 @@ fn load_roots(cfg: &Config) -> Result<(RootCertStore, String), TlsError> {
                     reasons.join("; ")
                 }));
             }
+            let raw = found.certs.clone();
             let (added, _ignored) = store.add_parsable_certificates(found.certs);
             if added == 0 {
                 return Err(TlsError::SystemRoots(
                     "none of the system's certificates could be parsed".into(),
                 ));
             }
-            Ok((store, "the system's trusted roots".into()))
+            Ok((store, raw, "the system's trusted roots".into()))
         }
         Some(RootCert::File(path)) => {
             let certs = load_certs(path).map_err(|reason| TlsError::RootCertUnreadable {
                 path: path.clone(),
                 reason,
             })?;
-            for cert in certs {
-                store.add(cert).map_err(|e| TlsError::RootCertUnreadable {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
+            for cert in &certs {
+                // A root WebPKI refuses (version 1) is kept for libpq's checks; one that is
+                // not a certificate at all is an error.
+                if store.add(cert.clone()).is_err() && x509::parse(cert).is_none() {
+                    return Err(TlsError::RootCertUnreadable {
+                        path: path.clone(),
+                        reason: "a certificate in it could not be parsed".into(),
+                    });
+                }
             }
-            Ok((store, format!("\"{}\"", path.display())))
+            Ok((store, certs, format!("\"{}\"", path.display())))
         }
         None => {
             let default = crate::conninfo::home_dir()
@@ -225,10 +243,12 @@ pub fn explain_handshake_error(err: &std::io::Error, target: &Target, setup: &Tl
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
         )) => {
             let presented = match rustls_err {
-                Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { presented, .. })) => {
+                Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { presented, .. }))
+                    if !presented.is_empty() =>
+                {
                     format!(" (it is valid for: {})", presented.join(", "))
                 }
-                _ => String::new(),
+                _ => " (neither its subjectAltNames nor, when it has none, its common name match)".to_string(),
             };
             format!(
                 "server certificate does not match host name \"{}\"{presented}; connect using a name the certificate lists, or use sslmode=verify-ca to check the chain only",
@@ -241,10 +261,62 @@ pub fn explain_handshake_error(err: &std::io::Error, target: &Target, setup: &Tl
         Some(rustls::Error::InvalidCertificate(
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. },
         )) => format!("server certificate for {target} is not valid yet (check the clocks)"),
+        Some(rustls::Error::InvalidCertificate(CertificateError::InvalidPurpose)) => format!(
+            "server certificate for {target} may not be used by a server: its key usage or extended key usage (for example clientAuth only) excludes it; the server needs a certificate issued for TLS servers"
+        ),
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::BadSignature | CertificateError::BadEncoding,
+        )) => format!(
+            "server certificate for {target} is malformed or its signature does not verify; check the server's ssl_cert_file"
+        ),
+        Some(rustls::Error::InvalidCertificate(CertificateError::Revoked)) => {
+            format!("server certificate for {target} has been revoked")
+        }
+        Some(rustls::Error::InvalidCertificate(other)) => format!(
+            "server certificate for {target} was refused ({}); check that sslrootcert ({roots}) holds the CA that issued it",
+            certificate_problem(other)
+        ),
         Some(rustls::Error::AlertReceived(alert)) => {
             format!("the server ended the TLS handshake with alert {alert:?}: if it requires a client certificate, set sslcert and sslkey")
         }
         Some(e) => format!("TLS handshake with {target} failed: {e}"),
         None => format!("TLS handshake with {target} failed: {err}"),
     }
+}
+
+/// A certificate error WebPKI reports as a debug name, said in words.
+fn certificate_problem(e: &CertificateError) -> String {
+    let debug = format!("{e:?}");
+    let words = [
+        (
+            "CaUsedAsEndEntity",
+            "it is a CA certificate presented as the server's own, and it is not in the root file",
+        ),
+        (
+            "UnsupportedCertVersion",
+            "it is a version 1 certificate not signed by a certificate in the root file",
+        ),
+        (
+            "EndEntityUsedAsCa",
+            "a server certificate was used to sign another",
+        ),
+        (
+            "UnsupportedSignatureAlgorithm",
+            "it is signed with an algorithm privaci does not support",
+        ),
+        ("UnknownIssuer", "no trusted certificate signed it"),
+        (
+            "PathLenConstraintViolated",
+            "its chain is longer than a CA allows",
+        ),
+        (
+            "NameConstraintViolation",
+            "a CA's name constraints exclude it",
+        ),
+    ];
+    words
+        .iter()
+        .find(|(k, _)| debug.contains(k))
+        .map(|(_, w)| w.to_string())
+        .unwrap_or_else(|| "the certificate could not be verified".to_string())
 }
