@@ -273,6 +273,13 @@ fn objects_privaci_cannot_create_are_refused_or_skipped_and_listed() {
         "{out}"
     );
     assert!(out.contains("creating index public.t_abs"), "{out}");
+    // The server's message keeps the object it names (values alone are removed).
+    assert!(
+        out.contains(
+            "operator class \"public.abs_int_ops\" does not exist for access method \"btree\""
+        ),
+        "{out}"
+    );
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let _ = std::fs::remove_file(&report);

@@ -334,3 +334,50 @@ fn row_security(e: Error, table: &str) -> Error {
     }
     e
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::DbError;
+
+    fn db(code: &str, message: &str) -> Error {
+        Error::from(Box::new(DbError {
+            severity: "ERROR".into(),
+            code: code.into(),
+            message: message.into(),
+            ..DbError::default()
+        }))
+    }
+
+    #[test]
+    fn a_lost_snapshot_says_what_happened_and_what_to_do() {
+        let e = snapshot_lost(db(
+            "22023",
+            "invalid snapshot identifier: \"00000003-0000001B-1\"",
+        ));
+        assert!(e
+            .to_string()
+            .contains("the source restarted or the run's snapshot was lost"));
+        assert!(e.to_string().contains("--resume"));
+        assert!(!e.to_string().contains("0000001B"));
+        // Other errors pass through.
+        let other = snapshot_lost(db("22023", "invalid parameter"));
+        assert!(other.to_string().contains("invalid parameter"));
+    }
+
+    #[test]
+    fn binary_refusals_are_told_from_lost_connections() {
+        assert!(binary_refused(&db("22P03", "incorrect binary data format")));
+        assert!(binary_refused(&db(
+            "XX000",
+            "malformed tsquery: operand not found"
+        )));
+        assert!(binary_refused(&db(
+            "08P01",
+            "insufficient data left in message"
+        )));
+        assert!(!binary_refused(&db("23505", "duplicate key value")));
+        assert!(!binary_refused(&db("57P01", "terminating connection")));
+        assert!(!binary_refused(&db("08006", "connection failure")));
+    }
+}
