@@ -1,6 +1,7 @@
 //! `privaci plan`: what a clone would do, read from the source (and the target, if given),
 //! with nothing written anywhere.
 
+use std::collections::HashMap;
 use serde_json::json;
 
 use super::{exit, OutputFormat, PlanArgs, SchemaArg};
@@ -291,7 +292,7 @@ fn check_warnings(cat: &Catalog, resolved: &[ResolvedTable]) -> Vec<String> {
     use crate::catalog::{ConstraintKind, TypeDef};
     let mut out = Vec::new();
     for r in resolved.iter().filter(|r| r.parent.is_none()) {
-        let Some(t) = cat.tables.iter().find(|t| t.name == r.table) else {
+        let Some(t) = cat.table(&r.table.schema, &r.table.name) else {
             continue;
         };
         let masked = |name: &str| {
@@ -339,7 +340,13 @@ fn check_warnings(cat: &Catalog, resolved: &[ResolvedTable]) -> Vec<String> {
     out
 }
 
+/// Each table's resolved masking, by name (looked up per unit: linear in tables).
+fn by_name(resolved: &[ResolvedTable]) -> HashMap<&crate::catalog::QualifiedName, &ResolvedTable> {
+    resolved.iter().map(|r| (&r.table, r)).collect()
+}
+
 fn text(cat: &Catalog, resolved: &[ResolvedTable], refusals: &[String]) -> String {
+    let by_table = by_name(resolved);
     let mut out = String::new();
     let units = units(cat);
     let rows: i64 = units.iter().map(|t| t.estimated_rows).sum();
@@ -352,7 +359,7 @@ fn text(cat: &Catalog, resolved: &[ResolvedTable], refusals: &[String]) -> Strin
         human_bytes(bytes)
     );
     for t in &units {
-        let r = resolved.iter().find(|r| r.table == t.name);
+        let r = by_table.get(&t.name).copied();
         let masked = r.is_some_and(|r| r.is_masked());
         let text_copy = r
             .filter(|r| !r.text_fallback.is_empty())
@@ -440,6 +447,7 @@ fn text(cat: &Catalog, resolved: &[ResolvedTable], refusals: &[String]) -> Strin
 }
 
 fn as_json(cat: &Catalog, resolved: &[ResolvedTable], refusals: &[String]) -> serde_json::Value {
+    let by_table = by_name(resolved);
     json!({
         "server_version_num": cat.server_version_num,
         "units": units(cat).iter().map(|t| json!({
@@ -448,8 +456,8 @@ fn as_json(cat: &Catalog, resolved: &[ResolvedTable], refusals: &[String]) -> se
             "bound": t.bound,
             "estimated_rows": t.estimated_rows,
             "size_bytes": t.size_bytes,
-            "copy_format": if resolved.iter().any(|r| r.table == t.name && !r.text_fallback.is_empty()) { "text" } else { "binary" },
-            "columns": resolved.iter().find(|r| r.table == t.name).map(|r| r.columns.iter().map(|c| json!({
+            "copy_format": if by_table.get(&t.name).is_some_and(|r| !r.text_fallback.is_empty()) { "text" } else { "binary" },
+            "columns": by_table.get(&t.name).map(|r| r.columns.iter().map(|c| json!({
                 "name": c.name,
                 "type": c.type_name,
                 "strategy": c.strategy.name(),
