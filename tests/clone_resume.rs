@@ -280,3 +280,71 @@ async fn a_run_killed_among_large_objects_resumes_with_each_exactly_once() {
     assert_eq!(c.psql("blobs_copy", blobs), c.psql("blobs", blobs));
     assert!(c.psql("blobs_copy", blobs).starts_with("80|"));
 }
+
+/// Thousands of tables: pre-data goes in batches of transactions (one transaction would
+/// overflow a default lock table: about four locks a table). A run killed (SIGKILL) between
+/// batches resumes where it stopped: pg_dump of both sides identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_tables_are_created_in_batches_and_a_run_killed_among_them_resumes() {
+    let source =
+        fixture_clone::cluster_with_roles(&["owner"], &["max_locks_per_transaction = 1000"]);
+    let target = fixture_clone::cluster_with_roles(&["cloner"], &[]);
+    source.psql("postgres", "CREATE DATABASE many OWNER owner");
+    target.psql("postgres", "CREATE DATABASE many_copy OWNER cloner");
+    let mut sql = String::from("SET ROLE owner;\n");
+    for i in 0..1500 {
+        sql += &format!("CREATE TABLE t{i} (id int, note text);\n");
+    }
+    sql += "INSERT INTO t7 VALUES (1, 'seven');";
+    source.psql("many", &sql);
+    let src = fixture_clone::conninfo(&source, source.port(), "owner", "many");
+    let dst = fixture_clone::conninfo(&target, target.port(), "cloner", "many_copy");
+    let cmd = |resume: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_privaci"));
+        cmd.args(["clone", "--source", &src, "--target", &dst, "--quiet"])
+            .env("HOME", "/nonexistent");
+        if resume {
+            cmd.arg("--resume");
+        }
+        cmd
+    };
+    let child = spawn(cmd(false));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let state = target.psql("many_copy", "SELECT count(*) FROM pg_tables WHERE schemaname = '_privaci' AND tablename = 'steps_done'");
+        if state == "1"
+            && target.psql(
+                "many_copy",
+                "SELECT count(*) FILTER (WHERE step LIKE 'pre-data: %') >= 250 FROM _privaci.steps_done",
+            ) == "t"
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no pre-data batch committed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    signal(child.id(), "-KILL");
+    let (code, _) = finish_async(child).await;
+    assert_ne!(code, 0);
+    let made = target.psql(
+        "many_copy",
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+    );
+    assert!(
+        made.parse::<u32>().unwrap() < 1500,
+        "pre-data had finished: {made}"
+    );
+    let (code, out) = run(cmd(true)).await;
+    assert_eq!(code, 0, "{out}");
+    let copy = target.pg_dump(
+        "many_copy",
+        &[
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "--exclude-schema=_privaci",
+        ],
+    );
+    assert_eq!(source.pg_dump_schema("many"), copy);
+    assert_eq!(target.psql("many_copy", "SELECT note FROM t7"), "seven");
+}

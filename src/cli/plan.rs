@@ -1,8 +1,8 @@
 //! `privaci plan`: what a clone would do, read from the source (and the target, if given),
 //! with nothing written anywhere.
 
-use std::collections::HashMap;
 use serde_json::json;
+use std::collections::HashMap;
 
 use super::{exit, OutputFormat, PlanArgs, SchemaArg};
 use crate::catalog::Catalog;

@@ -37,7 +37,7 @@ use crate::conninfo::Config;
 use crate::error::Error;
 use crate::mask::remap::{OidKind, OidMap, FIRST_NORMAL_OID};
 use crate::mask::MaskKey;
-use crate::schema::{self, Phase};
+use crate::schema::{self, Phase, Step};
 
 /// Everything a run needs.
 pub struct CloneOptions {
@@ -363,7 +363,11 @@ async fn prepare(opts: &CloneOptions, stop: &StopHandle) -> Result<Prepared, Clo
         }
     }
     units::sort_largest_first(&mut units);
-    let redo = if resume && refusals.is_empty() {
+    // An earlier run stopped inside pre-data copied nothing yet: the rest of pre-data makes
+    // the tables still missing, there is nothing to check or redo.
+    let pre_data_done =
+        opts.schema_mode == SchemaMode::Existing || prior.done_steps.contains("pre-data");
+    let redo = if resume && refusals.is_empty() && pre_data_done {
         resume_check::check(&mut coordinator, tc, &cat, &prior, &units).await?
     } else {
         Vec::new()
@@ -489,23 +493,53 @@ async fn execute(
                 format!("{name} is part of a dependency cycle: created before what it needs"),
             );
         }
+        // In transactions of PRE_DATA_BATCH statements, each with the records of its
+        // statements: thousands of tables would overflow the target's lock table in one
+        // transaction (as pg_restore, which commits each object). A crash leaves whole
+        // batches; --resume skips the statements recorded and goes on.
+        let keys = pre_data_keys(&pre);
         target
             .run("creating the schema", async |c| {
                 skipped.clear();
                 if state::step_done(c, "pre-data").await? {
                     return Ok(());
                 }
-                c.execute("BEGIN").await?;
-                let res = async {
-                    skipped = schema::apply(c, &pre).await?;
-                    c.execute(&format!("{}; COMMIT", state::step_done_sql("pre-data")))
-                        .await
+                let done = state::steps_done_with_prefix(c, PRE_DATA_KEY).await?;
+                let todo: Vec<(Step, String)> = pre
+                    .iter()
+                    .zip(&keys)
+                    .filter(|(_, k)| !done.contains(*k))
+                    .map(|(s, k)| (s.clone(), k.clone()))
+                    .collect();
+                for batch in todo.chunks(PRE_DATA_BATCH) {
+                    c.execute("BEGIN").await?;
+                    let steps: Vec<Step> = batch.iter().map(|(s, _)| s.clone()).collect();
+                    let res = async {
+                        let failed = schema::apply(c, &steps).await?;
+                        // A tolerant step that failed is not recorded: --resume tries again.
+                        let failed_objects: HashSet<&str> =
+                            failed.iter().map(|(o, _)| o.as_str()).collect();
+                        let recorded: Vec<String> = batch
+                            .iter()
+                            .filter(|(s, _)| !failed_objects.contains(s.object.as_str()))
+                            .map(|(_, k)| k.clone())
+                            .collect();
+                        c.execute(&format!("{}; COMMIT", state::steps_done_sql(&recorded)))
+                            .await?;
+                        Ok::<_, Error>(failed)
+                    }
+                    .await;
+                    match res {
+                        Ok(failed) => skipped.extend(failed),
+                        Err(e) => {
+                            if c.transaction_status() != b'I' {
+                                let _ = c.execute("ROLLBACK").await;
+                            }
+                            return Err(e);
+                        }
+                    }
                 }
-                .await;
-                if res.is_err() && c.transaction_status() != b'I' {
-                    let _ = c.execute("ROLLBACK").await;
-                }
-                res
+                c.execute(&state::step_done_sql("pre-data")).await
             })
             .await?;
         prior.done_steps.insert("pre-data".into());
@@ -668,6 +702,25 @@ async fn execute(
     target.close().await;
     let _ = coordinator.close().await;
     Ok(())
+}
+
+/// Pre-data statements per transaction: each CREATE TABLE holds about four locks (the table,
+/// its row type, TOAST table and index) until commit; 250 stay well inside a default lock
+/// table (64 per connection slot).
+const PRE_DATA_BATCH: usize = 250;
+const PRE_DATA_KEY: &str = "pre-data: ";
+
+/// A run-state key per pre-data statement, unique within the list (the same object can have
+/// several statements: a type's attribute comments).
+fn pre_data_keys(pre: &[Step]) -> Vec<String> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    pre.iter()
+        .map(|s| {
+            let n = seen.entry(s.object.as_str()).or_default();
+            *n += 1;
+            format!("{PRE_DATA_KEY}{}#{n}", s.object)
+        })
+        .collect()
 }
 
 /// Early post-data, the workers, the final post-data.

@@ -332,6 +332,38 @@ pub fn step_done_sql(step: &str) -> String {
     )
 }
 
+/// Records several steps as done, in one statement.
+pub fn steps_done_sql(steps: &[String]) -> String {
+    if steps.is_empty() {
+        return "SELECT 1".into();
+    }
+    format!(
+        "INSERT INTO {SCHEMA}.steps_done (step) VALUES {} ON CONFLICT DO NOTHING",
+        steps
+            .iter()
+            .map(|s| format!("({})", literal(s)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The steps recorded as done whose names start with `prefix` (read from the target).
+pub async fn steps_done_with_prefix(
+    target: &mut Connection,
+    prefix: &str,
+) -> Result<std::collections::HashSet<String>, Error> {
+    let rows = target
+        .query_text(&format!(
+            "SELECT step FROM {SCHEMA}.steps_done WHERE starts_with(step, {})",
+            literal(prefix)
+        ))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect())
+}
+
 /// Whether a step is recorded as done (read from the target, not from memory).
 pub async fn step_done(target: &mut Connection, step: &str) -> Result<bool, Error> {
     let rows = target
