@@ -480,7 +480,7 @@ async fn execute(
         }
     }
 
-    // Pre-data, all at once: a crash leaves all of it or none.
+    // Pre-data, in batches that each commit with their records (see PRE_DATA_BATCH).
     let pre = schema::pre_data(&cat);
     // Objects that could not be created (a view on an excluded table, say): reported as
     // failures once the run's bookkeeping exists; everything else was created.
