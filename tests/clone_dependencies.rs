@@ -518,5 +518,21 @@ fn unreadable_large_objects_are_refused_at_pre_flight() {
     assert_eq!(doc["units"][0]["rows"], 25);
     assert!(doc["units"][0]["bytes"].as_u64().unwrap() > 0);
     assert!(doc["phases"].as_array().unwrap().len() >= 3);
+    // Round trips are counted per phase and server: the catalog is read from the source,
+    // the table is created and loaded on the target.
+    let trips = |server: &str| -> Vec<u64> {
+        doc["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[format!("{server}_round_trips")].as_u64().unwrap())
+            .collect()
+    };
+    assert!(trips("source")[0] > 5, "{:?}", trips("source"));
+    assert!(
+        trips("target")[1] > 0 && trips("target")[2] > 0,
+        "{:?}",
+        trips("target")
+    );
     assert!(doc["privaci"].as_str().unwrap().contains("(commit "));
 }

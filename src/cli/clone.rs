@@ -241,6 +241,22 @@ pub(crate) fn render(report: &CloneReport) -> String {
                 .join("; ")
         );
     }
+    if report.round_trips.len() == report.phases.len() && !report.phases.is_empty() {
+        let (s, t) = report
+            .round_trips
+            .iter()
+            .fold((0, 0), |(a, b), (s, t)| (a + s, b + t));
+        out += &format!(
+            "round trips (source/target): {}; total {s}/{t}\n",
+            report
+                .phases
+                .iter()
+                .zip(&report.round_trips)
+                .map(|((p, _), (s, t))| format!("{p} {s}/{t}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     out += &format!(
         "total: {} units, {rows} rows, {:.1} MB in {:.1} s ({:.0} rows/s){}\n",
         report.units.len(),

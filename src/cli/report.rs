@@ -69,7 +69,16 @@ pub fn document(outcome: &Outcome<'_>) -> Value {
                 "phases".into(),
                 r.phases
                     .iter()
-                    .map(|(name, s)| json!({ "phase": name, "seconds": round(*s) }))
+                    .enumerate()
+                    .map(|(i, (name, s))| {
+                        let (source, target) = r.round_trips.get(i).copied().unwrap_or((0, 0));
+                        json!({
+                            "phase": name,
+                            "seconds": round(*s),
+                            "source_round_trips": source,
+                            "target_round_trips": target,
+                        })
+                    })
                     .collect(),
             );
             obj.insert(

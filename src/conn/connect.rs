@@ -286,6 +286,8 @@ async fn startup(
         },
         status: b'I',
         pending: super::Pending::None,
+        round_trips: None,
+        awaiting: false,
     };
     let mut params = vec![
         ("user", cfg.user.as_str()),

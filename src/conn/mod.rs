@@ -118,6 +118,10 @@ pub struct Connection {
     /// Transaction status from the last ReadyForQuery: `I`, `T` or `E`.
     status: u8,
     pub(crate) pending: Pending,
+    /// Where this session counts its round trips (waits for the server after sending).
+    round_trips: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Bytes were sent since the server was last heard: the next wait is a round trip.
+    awaiting: bool,
 }
 
 impl Connection {
@@ -145,8 +149,15 @@ impl Connection {
         self.status
     }
 
+    /// Counts, from now on, each wait for the server that follows a send into `counter`
+    /// (shared by the sessions of one server): the round trips latency multiplies.
+    pub fn count_round_trips(&mut self, counter: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        self.round_trips = Some(counter);
+    }
+
     pub(crate) async fn flush(&mut self) -> Result<(), Error> {
         if !self.write_buf.is_empty() {
+            self.awaiting = true;
             let res = self.stream.write_all(&self.write_buf).await;
             self.write_buf.clear();
             res.map_err(|e| self.io_error(e))?;
@@ -284,6 +295,11 @@ impl Connection {
     pub(crate) async fn fill(&mut self) -> Result<(), Error> {
         if self.read_buf.capacity() - self.read_buf.len() < 8 * 1024 {
             self.read_buf.reserve(READ_BUFFER);
+        }
+        if std::mem::take(&mut self.awaiting) {
+            if let Some(c) = &self.round_trips {
+                c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         let n = self
             .stream

@@ -89,10 +89,26 @@ pub struct CloneReport {
     pub seconds: f64,
     /// Where the time went: (phase, seconds).
     pub phases: Vec<(String, f64)>,
+    /// Round trips to (source, target) in each phase, in the order of `phases`.
+    pub round_trips: Vec<(u64, u64)>,
     pub failed: Vec<Failure>,
     pub interrupted: bool,
     /// Things the user should know that are not failures (jobs capped, tables redone...).
     pub notes: Vec<String>,
+}
+
+impl CloneReport {
+    /// Ends a phase: its time, and the round trips made to each server since the last one.
+    fn phase(&mut self, name: &str, seconds: f64, counters: &super::shared::RoundTrips) {
+        let (source, target) = counters.read();
+        let (s0, t0) = self
+            .round_trips
+            .iter()
+            .fold((0, 0), |(a, b), (s, t)| (a + s, b + t));
+        self.phases.push((name.to_string(), seconds));
+        self.round_trips
+            .push((source.saturating_sub(s0), target.saturating_sub(t0)));
+    }
 }
 
 /// Handle to stop a run from outside (a signal): copies are cancelled, units roll back.
@@ -140,6 +156,7 @@ fn log(quiet: bool, msg: impl AsRef<str>) {
 
 /// What pre-flight settled, for the run proper.
 struct Prepared {
+    round_trips: super::shared::RoundTrips,
     coordinator: Connection,
     target: TargetLink,
     snapshot_id: String,
@@ -184,10 +201,11 @@ pub async fn run(
         notes: prepared.notes.clone(),
         ..CloneReport::default()
     };
-    report.phases.push((
-        "checks, locks, snapshot and catalog".into(),
+    report.phase(
+        "checks, locks, snapshot and catalog",
         started.elapsed().as_secs_f64(),
-    ));
+        &prepared.round_trips,
+    );
     let outcome = execute(&opts, prepared, &audit, &stop, &mut report).await;
     if let Err(e) = outcome {
         let f = Failure {
@@ -223,9 +241,11 @@ pub async fn run(
 /// the earlier run's state and what of it must be redone.
 async fn prepare(opts: &CloneOptions, stop: &StopHandle) -> Result<Prepared, CloneError> {
     let mut notes = Vec::new();
+    let round_trips = super::shared::RoundTrips::default();
     let mut coordinator = connect(&opts.source)
         .await
         .map_err(|e| CloneError::Failed(e.context("source").to_string()))?;
+    coordinator.count_round_trips(round_trips.source.clone());
     stop.watch(coordinator.cancel_token());
     let snap = snapshot::take(&mut coordinator, &opts.filter, opts.lock_timeout)
         .await
@@ -281,6 +301,7 @@ async fn prepare(opts: &CloneOptions, stop: &StopHandle) -> Result<Prepared, Clo
     if let Some(t) = target.cancel_token() {
         stop.watch(t);
     }
+    target.count_round_trips(round_trips.target.clone());
     let tc = target.conn().await?;
     let superuser = preflight::target_is_superuser(tc).await?;
     if !superuser {
@@ -406,6 +427,7 @@ async fn prepare(opts: &CloneOptions, stop: &StopHandle) -> Result<Prepared, Clo
         ));
     }
     Ok(Prepared {
+        round_trips,
         coordinator,
         target,
         snapshot_id: snap.id,
@@ -645,6 +667,7 @@ async fn execute(
     let jobs = p.jobs.min(units.len().max(1));
     let progress = super::progress::Progress::new(jobs, total_bytes, units.len(), quiet);
     let shared = Arc::new(Shared {
+        round_trips: p.round_trips.clone(),
         conns: Connections {
             source: opts.source.clone(),
             target: opts.target.clone(),
@@ -759,10 +782,11 @@ async fn run_units(
             foreign_keys_ready(shared, c).await
         })
         .await?;
-    report.phases.push((
-        "pre-data and early post-data".into(),
+    report.phase(
+        "pre-data and early post-data",
         mark.elapsed().as_secs_f64(),
-    ));
+        &shared.round_trips,
+    );
 
     let mark = Instant::now();
     shared.progress.line(&format!(
@@ -786,10 +810,11 @@ async fn run_units(
     }
     shared.progress.finish();
     copy_deferred(shared, coordinator, target).await;
-    report.phases.push((
-        "rows, then each table's keys and indexes (workers)".into(),
+    report.phase(
+        "rows, then each table's keys and indexes (workers)",
         mark.elapsed().as_secs_f64(),
-    ));
+        &shared.round_trips,
+    );
 
     let mark = Instant::now();
     if !shared.is_cancelled() {
@@ -825,10 +850,11 @@ async fn run_units(
             })
             .await?;
     }
-    report.phases.push((
-        "final post-data: foreign keys, triggers, views, sequences".into(),
+    report.phase(
+        "final post-data: foreign keys, triggers, views, sequences",
         mark.elapsed().as_secs_f64(),
-    ));
+        &shared.round_trips,
+    );
     Ok(())
 }
 

@@ -16,6 +16,8 @@ const LOCK_TRIES: u32 = 10;
 pub struct TargetLink {
     config: Config,
     conn: Option<Connection>,
+    /// The target's round-trip counter, kept across reconnections.
+    round_trips: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     /// Called with each retry, for the progress display.
     pub on_retry: Box<dyn Fn(&str) + Send + Sync>,
 }
@@ -39,8 +41,17 @@ impl TargetLink {
         Ok(Ok(TargetLink {
             config: config.clone(),
             conn: Some(conn),
+            round_trips: None,
             on_retry: Box::new(|_| {}),
         }))
+    }
+
+    /// Counts the session's round trips (this one and any after a reconnection).
+    pub fn count_round_trips(&mut self, counter: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        if let Some(c) = &mut self.conn {
+            c.count_round_trips(counter.clone());
+        }
+        self.round_trips = Some(counter);
     }
 
     /// The live session, reconnected (and the run lock re-taken) if it was lost.
@@ -49,6 +60,9 @@ impl TargetLink {
             let mut conn = connect(&self.config)
                 .await
                 .map_err(|e| e.context("target"))?;
+            if let Some(c) = &self.round_trips {
+                conn.count_round_trips(c.clone());
+            }
             if let Some(other) = state::take_run_lock(&mut conn).await? {
                 return Err(Error::new(
                     ErrorKind::Db,

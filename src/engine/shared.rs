@@ -97,7 +97,23 @@ pub struct Connections {
     pub lock_timeout: std::time::Duration,
 }
 
+/// Round trips (waits for the server after sending) of a run's sessions, per server.
+#[derive(Debug, Clone, Default)]
+pub struct RoundTrips {
+    pub source: Arc<std::sync::atomic::AtomicU64>,
+    pub target: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RoundTrips {
+    /// (source, target) so far.
+    pub fn read(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.source.load(Relaxed), self.target.load(Relaxed))
+    }
+}
+
 pub struct Shared {
+    pub round_trips: RoundTrips,
     pub conns: Connections,
     pub key: Option<MaskKey>,
     /// With an existing schema the target's constraints are live during the load: no

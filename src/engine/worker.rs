@@ -33,6 +33,7 @@ pub async fn session(shared: &Shared) -> Result<(Connection, Connection), Error>
     let mut source = connect(&shared.conns.source)
         .await
         .map_err(|e| e.context("source"))?;
+    source.count_round_trips(shared.round_trips.source.clone());
     // Row security off: a policy would otherwise hide rows silently. Synchronized scans off:
     // a row number must mean the same row when an error names one.
     source
@@ -44,6 +45,7 @@ pub async fn session(shared: &Shared) -> Result<(Connection, Connection), Error>
     let mut target = connect(&shared.conns.target)
         .await
         .map_err(|e| e.context("target"))?;
+    target.count_round_trips(shared.round_trips.target.clone());
     target
         .execute("SET synchronous_commit = off; SET check_function_bodies = false")
         .await?;
