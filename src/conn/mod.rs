@@ -250,7 +250,14 @@ impl Connection {
             CopyDirection::In => ("COPY FROM STDIN", "COPY TO STDOUT"),
             CopyDirection::Out => ("COPY TO STDOUT", "COPY FROM STDIN"),
         };
-        match self.recv().await? {
+        // Statements may come before the COPY in the same message (`BEGIN; TRUNCATE t; COPY
+        // ...`): one round trip for all. Their completions are passed over; the first error
+        // ends the message (the server skips the rest), and is returned.
+        let mut message = self.recv().await?;
+        while let Message::CommandComplete { .. } = message {
+            message = self.recv().await?;
+        }
+        match message {
             Message::CopyInResponse(r) if direction == CopyDirection::In => {
                 self.pending = Pending::CopyIn;
                 Ok(r)
@@ -258,6 +265,13 @@ impl Connection {
             Message::CopyOutResponse(r) if direction == CopyDirection::Out => {
                 self.pending = Pending::CopyOut;
                 Ok(r)
+            }
+            Message::ReadyForQuery { status } => {
+                self.status = status;
+                Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("statement did not start {expected}: {sql}"),
+                ))
             }
             started @ (Message::CopyInResponse(_) | Message::CopyOutResponse(_)) => {
                 // Settling sends CopyFail to an unwanted COPY IN and drains an unwanted COPY OUT.
@@ -277,9 +291,7 @@ impl Connection {
                 self.drain_to_ready().await?;
                 Err(err)
             }
-            Message::RowDescription(_)
-            | Message::CommandComplete { .. }
-            | Message::EmptyQueryResponse => {
+            Message::RowDescription(_) | Message::EmptyQueryResponse => {
                 self.drain_to_ready().await?;
                 Err(Error::new(
                     ErrorKind::Protocol,

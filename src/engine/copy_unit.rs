@@ -168,39 +168,11 @@ async fn copy_unit_as(
 
     let mut deferred = false;
     let result = async {
-        match session {
-            SourceSession::Worker => {
-                let setup = format!(
-                    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; LOCK TABLE ONLY {} IN ACCESS SHARE MODE NOWAIT",
-                    catalog::quote_literal(&shared.conns.snapshot),
-                    table.name.quoted
-                );
-                if let Err((e, done)) = source.batch(&setup).await {
-                    deferred = done == 2 && e.code() == Some("55P03");
-                    return Err(snapshot_lost(e));
-                }
-            }
-            SourceSession::Coordinator => source.execute("SAVEPOINT privaci_unit").await?,
-        }
+        // One message to each server starts the unit: the target's transaction, emptying
+        // and COPY FROM; then the source's snapshot, lock and COPY TO (a round trip each).
         // A whole table is emptied and loaded frozen in one transaction; a chunk is only
         // loaded (the table was emptied once, before its chunks).
         let whole = unit.chunk.is_none() && !shared.existing_schema;
-        if whole {
-            target
-                .execute(&format!("BEGIN; TRUNCATE ONLY {}", table.name.quoted))
-                .await?;
-        } else {
-            target.execute("BEGIN").await?;
-        }
-        let mut out = source
-            .copy_out(&format!(
-                "COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT {format})",
-                source_cols.join(", "),
-                table.name.quoted,
-                unit.predicate(),
-            ))
-            .await
-            .map_err(|e| row_security(e, &table.name.to_string()))?;
         // A table with no columns to copy (none at all, or only generated ones) still has
         // rows: COPY takes no column list for it (an empty one is a syntax error).
         let column_list = if target_cols.is_empty() {
@@ -210,11 +182,41 @@ async fn copy_unit_as(
         };
         let sink = target
             .copy_in(&format!(
-                "COPY {}{column_list} FROM STDIN (FORMAT {format}{})",
+                "BEGIN; {}COPY {}{column_list} FROM STDIN (FORMAT {format}{})",
+                if whole {
+                    format!("TRUNCATE ONLY {}; ", table.name.quoted)
+                } else {
+                    String::new()
+                },
                 table.name.quoted,
                 if whole { ", FREEZE" } else { "" }
             ))
             .await?;
+        let setup = match session {
+            SourceSession::Worker => format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; LOCK TABLE ONLY {} IN ACCESS SHARE MODE NOWAIT",
+                catalog::quote_literal(&shared.conns.snapshot),
+                table.name.quoted
+            ),
+            SourceSession::Coordinator => "SAVEPOINT privaci_unit".to_string(),
+        };
+        let mut out = match source
+            .copy_out(&format!(
+                "{setup}; COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT {format})",
+                source_cols.join(", "),
+                table.name.quoted,
+                unit.predicate(),
+            ))
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                // Only LOCK ... NOWAIT fails with lock_not_available: DDL waits behind the
+                // run's lock, and the coordinator copies this unit at the end.
+                deferred = session == SourceSession::Worker && e.code() == Some("55P03");
+                return Err(row_security(snapshot_lost(e), &table.name.to_string()));
+            }
+        };
         // The stream's format (text for a fallback table) picks the rewriter.
         let stats =
             super::stream_table(&table.name.to_string(), &mut out, sink, plan, on_bytes).await?;
