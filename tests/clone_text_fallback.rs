@@ -7,8 +7,8 @@ use std::process::Command;
 
 use support::Cluster;
 
-#[test]
-fn tables_without_binary_io_fall_back_to_text_and_stay_masked() {
+/// A cluster with `owner` (of database `src`) and `cloner` (of `dst`).
+fn cluster() -> Cluster {
     let c = Cluster::builder()
         .hba("host all owner 127.0.0.1/32 scram-sha-256")
         .hba("host all cloner 127.0.0.1/32 scram-sha-256")
@@ -17,6 +17,19 @@ fn tables_without_binary_io_fall_back_to_text_and_stay_masked() {
     c.create_role("cloner", Some("cloner-secret"), false);
     c.psql("postgres", "CREATE DATABASE src OWNER owner");
     c.psql("postgres", "CREATE DATABASE dst OWNER cloner");
+    c
+}
+
+fn conninfo(c: &Cluster, db: &str, user: &str) -> String {
+    format!(
+        "host=127.0.0.1 port={} user={user} password={user}-secret dbname={db}",
+        c.port()
+    )
+}
+
+#[test]
+fn tables_without_binary_io_fall_back_to_text_and_stay_masked() {
+    let c = cluster();
     c.psql(
         "src",
         "SET ROLE owner; CREATE EXTENSION isn; CREATE EXTENSION seg;
@@ -30,12 +43,7 @@ fn tables_without_binary_io_fall_back_to_text_and_stay_masked() {
     let config = dir.join("masking.toml");
     std::fs::write(&config, "[tables.books.columns]\nauthor_email = \"email\"\ntitle = { strategy = \"redact\", keep_first = 1 }\nnote = \"null\"\n").unwrap();
     let audit = dir.join("audit.jsonl");
-    let conn = |db: &str, user: &str| {
-        format!(
-            "host=127.0.0.1 port={} user={user} password={user}-secret dbname={db}",
-            c.port()
-        )
-    };
+    let conn = |db: &str, user: &str| conninfo(&c, db, user);
 
     let plan = Command::new(env!("CARGO_BIN_EXE_privaci"))
         .args(["plan", "--source", &conn("src", "owner"), "--config"])
@@ -122,14 +130,7 @@ fn tables_without_binary_io_fall_back_to_text_and_stay_masked() {
 /// with a masked non-text column cannot go to text: they fail, naming the table.
 #[test]
 fn a_unit_the_target_refuses_in_binary_is_copied_again_in_text() {
-    let c = Cluster::builder()
-        .hba("host all owner 127.0.0.1/32 scram-sha-256")
-        .hba("host all cloner 127.0.0.1/32 scram-sha-256")
-        .start();
-    c.create_role("owner", Some("owner-secret"), false);
-    c.create_role("cloner", Some("cloner-secret"), false);
-    c.psql("postgres", "CREATE DATABASE src OWNER owner");
-    c.psql("postgres", "CREATE DATABASE dst OWNER cloner");
+    let c = cluster();
     c.psql(
         "src",
         "SET ROLE owner;
@@ -152,12 +153,7 @@ fn a_unit_the_target_refuses_in_binary_is_copied_again_in_text() {
     )
     .unwrap();
     let audit = dir.join("audit.jsonl");
-    let conn = |db: &str, user: &str| {
-        format!(
-            "host=127.0.0.1 port={} user={user} password={user}-secret dbname={db}",
-            c.port()
-        )
-    };
+    let conn = |db: &str, user: &str| conninfo(&c, db, user);
     let out = Command::new(env!("CARGO_BIN_EXE_privaci"))
         .args([
             "clone",

@@ -281,13 +281,18 @@ fn make_certs(dir: &Path) -> Vec<(&'static str, PathBuf, PathBuf, PathBuf)> {
     ]
 }
 
+/// The same connection string for psql and privaci.
+fn conninfo(c: &Cluster, host: &str, sslmode: &str, root: &Path) -> String {
+    format!(
+        "host={host} hostaddr=127.0.0.1 port={} user=app password=app-secret dbname=postgres sslmode={sslmode} sslrootcert={}",
+        c.port(),
+        root.display()
+    )
+}
+
 fn psql_connects(c: &Cluster, host: &str, sslmode: &str, root: &Path) -> bool {
     Command::new(support::bindir().join("psql"))
-        .arg(format!(
-            "host={host} hostaddr=127.0.0.1 port={} user=app password=app-secret dbname=postgres sslmode={sslmode} sslrootcert={}",
-            c.port(),
-            root.display()
-        ))
+        .arg(conninfo(c, host, sslmode, root))
         .args(["-X", "-A", "-t", "-c", "SELECT 1"])
         .env("HOME", "/nonexistent")
         .output()
@@ -299,11 +304,7 @@ fn psql_connects(c: &Cluster, host: &str, sslmode: &str, root: &Path) -> bool {
 fn privaci_connects(c: &Cluster, host: &str, sslmode: &str, root: &Path) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_privaci"))
         .arg("ping")
-        .arg(format!(
-            "host={host} hostaddr=127.0.0.1 port={} user=app password=app-secret dbname=postgres sslmode={sslmode} sslrootcert={}",
-            c.port(),
-            root.display()
-        ))
+        .arg(conninfo(c, host, sslmode, root))
         .env("HOME", "/nonexistent")
         .output()
         .unwrap();

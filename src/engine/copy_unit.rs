@@ -54,9 +54,7 @@ pub enum SourceSession {
 pub fn table_of<'a>(shared: &'a Shared, unit: &Unit) -> Result<&'a Table, Error> {
     shared
         .catalog
-        .tables
-        .iter()
-        .find(|t| t.name == unit.table)
+        .table(&unit.table.schema, &unit.table.name)
         .ok_or_else(|| {
             Error::new(
                 ErrorKind::Protocol,
@@ -73,13 +71,7 @@ pub async fn copy_unit(
     unit: &Unit,
     on_bytes: &(dyn Fn(u64) + Sync),
 ) -> Result<Copied, CopyFailure> {
-    let table = table_of(shared, unit)?;
-    let resolved = shared.resolved.get(&unit.table).ok_or_else(|| {
-        Error::new(
-            ErrorKind::Protocol,
-            format!("unit {} has no masking plan", unit.key()),
-        )
-    })?;
+    let (table, resolved) = table_and_rules(shared, unit)?;
     // Columns whose binary values embed type OIDs get them rewritten, decided in the plan.
     let plan = shared
         .plans
@@ -130,6 +122,21 @@ fn binary_refused(e: &Error) -> bool {
             .is_some_and(|c| c.starts_with("22") || c == "XX000" || c == "08P01")
 }
 
+/// The unit's table and its resolved masking rules.
+fn table_and_rules<'a>(
+    shared: &'a Shared,
+    unit: &Unit,
+) -> Result<(&'a Table, &'a crate::config::resolve::ResolvedTable), Error> {
+    let table = table_of(shared, unit)?;
+    let resolved = shared.resolved.get(&unit.table).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Protocol,
+            format!("unit {} has no masking plan", unit.key()),
+        )
+    })?;
+    Ok((table, resolved))
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn copy_unit_as(
     shared: &Shared,
@@ -141,13 +148,7 @@ async fn copy_unit_as(
     plan: crate::mask::MaskPlan,
     text: bool,
 ) -> Result<Copied, CopyFailure> {
-    let table = table_of(shared, unit)?;
-    let resolved = shared.resolved.get(&unit.table).ok_or_else(|| {
-        Error::new(
-            ErrorKind::Protocol,
-            format!("unit {} has no masking plan", unit.key()),
-        )
-    })?;
+    let (table, resolved) = table_and_rules(shared, unit)?;
     let masked: Vec<String> = resolved
         .columns
         .iter()

@@ -95,16 +95,15 @@ pub fn sort_largest_first(units: &mut [Unit]) {
 pub fn is_loaded(cat: &Catalog, loaded: &HashSet<QualifiedName>, t: &QualifiedName) -> bool {
     loaded.contains(t)
         || (cat
-            .tables
-            .iter()
-            .any(|x| &x.name == t && x.is_partitioned())
+            .table(&t.schema, &t.name)
+            .is_some_and(|x| x.is_partitioned())
             && cat.children(t).all(|c| is_loaded(cat, loaded, &c.name)))
 }
 
 /// Whether the tables `unit`'s foreign keys reference (its own, or its partitioned parent's)
 /// are loaded. Only matters when the target's foreign keys are live during the load.
 pub fn references_loaded(cat: &Catalog, loaded: &HashSet<QualifiedName>, unit: &Unit) -> bool {
-    let owner = cat.tables.iter().find(|t| t.name == unit.table);
+    let owner = cat.table(&unit.table.schema, &unit.table.name);
     let above: Vec<QualifiedName> = owner
         .map(|t| cat.ancestors(t).iter().map(|a| a.name.clone()).collect())
         .unwrap_or_default();
