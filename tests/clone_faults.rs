@@ -192,9 +192,14 @@ async fn a_row_the_target_rejects_is_named_by_key_and_column_never_by_value() {
     );
     let log = std::fs::read_to_string(&audit).unwrap();
     assert!(log.contains("\"primary_key\":\"id=42\""), "{log}");
+    // The age 150 as a value of its own (timings in the log hold digits like "781502").
+    let has_value = |text: &str, v: &str| {
+        text.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|token| token == v)
+    };
     for text in [&out, &log] {
         assert!(
-            !text.contains("secret-42") && !text.contains("150"),
+            !text.contains("secret-42") && !has_value(text, "150"),
             "a value leaked: {text}"
         );
     }
