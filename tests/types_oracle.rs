@@ -80,24 +80,34 @@ impl TupleSink for Fields {
     }
 }
 
-#[tokio::test]
-async fn binary_decode_encode_and_text_match_the_server() {
+/// A cluster with role `app` owning database `appdb`.
+fn app_cluster() -> support::Cluster {
     let c = support::Cluster::builder()
         .hba("host all app 127.0.0.1/32 scram-sha-256")
         .start();
     c.create_role("app", Some("app-secret"), false);
     c.psql("postgres", "CREATE DATABASE appdb OWNER app");
-    c.psql(
-        "appdb",
-        "CREATE TYPE mood AS ENUM ('sad', 'happy', 'très content')",
-    );
+    c
+}
+
+async fn app_connection(c: &support::Cluster) -> privaci::conn::Connection {
     let cfg = Config::parse_with(
         &c.conninfo("user=app password=app-secret dbname=appdb"),
         &|_| None,
         None,
     )
     .unwrap();
-    let mut conn = connect(&cfg).await.unwrap();
+    connect(&cfg).await.unwrap()
+}
+
+#[tokio::test]
+async fn binary_decode_encode_and_text_match_the_server() {
+    let c = app_cluster();
+    c.psql(
+        "appdb",
+        "CREATE TYPE mood AS ENUM ('sad', 'happy', 'très content')",
+    );
+    let mut conn = app_connection(&c).await;
     conn.execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 1")
         .await
         .unwrap();
@@ -163,11 +173,7 @@ async fn binary_decode_encode_and_text_match_the_server() {
 /// `tsquerysend` writes).
 #[tokio::test]
 async fn values_the_server_cannot_read_back_in_binary_go_to_text() {
-    let c = support::Cluster::builder()
-        .hba("host all app 127.0.0.1/32 scram-sha-256")
-        .start();
-    c.create_role("app", Some("app-secret"), false);
-    c.psql("postgres", "CREATE DATABASE appdb OWNER app");
+    let c = app_cluster();
     const VALUES: &[(&str, &str)] = &[
         ("tsquery", "''"),
         ("tsquery", "'fat & (rat | !cat)'"),
@@ -198,13 +204,7 @@ async fn values_the_server_cannot_read_back_in_binary_go_to_text() {
             cols = columns.join(", ")
         ),
     );
-    let cfg = Config::parse_with(
-        &c.conninfo("user=app password=app-secret dbname=appdb"),
-        &|_| None,
-        None,
-    )
-    .unwrap();
-    let mut conn = connect(&cfg).await.unwrap();
+    let mut conn = app_connection(&c).await;
     let cat = privaci::catalog::load(&mut conn, &Default::default())
         .await
         .unwrap();

@@ -334,7 +334,11 @@ pub struct Catalog {
 /// use (an entry must still name the table it points at), so a stale index is never wrong,
 /// only slower; code that changes `tables` resets it.
 #[derive(Debug, Default)]
-pub struct TableIndex(std::sync::OnceLock<std::collections::HashMap<(String, String), usize>>);
+pub struct TableIndex(
+    std::sync::OnceLock<
+        std::collections::HashMap<String, std::collections::HashMap<String, usize>>,
+    >,
+);
 
 impl Clone for TableIndex {
     fn clone(&self) -> Self {
@@ -417,15 +421,23 @@ impl Catalog {
     }
 
     pub fn table(&self, schema: &str, name: &str) -> Option<&Table> {
+        // By schema, then name: looked up with the borrowed names, no allocation.
         let index = self.table_index.0.get_or_init(|| {
-            self.tables
-                .iter()
-                .enumerate()
-                .map(|(i, t)| ((t.name.schema.clone(), t.name.name.clone()), i))
-                .collect()
+            let mut by_schema: std::collections::HashMap<
+                String,
+                std::collections::HashMap<String, usize>,
+            > = Default::default();
+            for (i, t) in self.tables.iter().enumerate() {
+                by_schema
+                    .entry(t.name.schema.clone())
+                    .or_default()
+                    .insert(t.name.name.clone(), i);
+            }
+            by_schema
         });
         let found = index
-            .get(&(schema.to_string(), name.to_string()))
+            .get(schema)
+            .and_then(|names| names.get(name))
             .and_then(|&i| self.tables.get(i))
             .filter(|t| t.name.schema == schema && t.name.name == name);
         found.or_else(|| {

@@ -80,25 +80,12 @@ pub async fn run(args: PlanArgs) -> i32 {
             let mut conn = crate::conn::connect(&cfg)
                 .await
                 .map_err(|e| e.context("target"))?;
-            let superuser = preflight::target_is_superuser(&mut conn).await?;
-            let extensions = preflight::target_extensions(&mut conn).await?;
-            Ok::<_, crate::Error>((
-                superuser,
-                extensions,
-                preflight::check_target(&mut conn, &cat, mode, args.resume).await?,
-            ))
+            preflight::fit_to_target(&mut conn, &mut cat, mode).await?;
+            preflight::check_target(&mut conn, &cat, mode, args.resume).await
         }
         .await;
         match checked {
-            Ok((superuser, extensions, r)) => {
-                if !superuser {
-                    cat.without_superuser_objects();
-                }
-                if mode == SchemaMode::Create {
-                    cat.without_unavailable_extensions(&extensions, superuser);
-                }
-                refusals.extend(r)
-            }
+            Ok(r) => refusals.extend(r),
             Err(e) => {
                 eprintln!("privaci: {e}");
                 return exit::FAILED;

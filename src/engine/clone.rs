@@ -303,14 +303,7 @@ async fn prepare(opts: &CloneOptions, stop: &StopHandle) -> Result<Prepared, Clo
     }
     target.count_round_trips(round_trips.target.clone());
     let tc = target.conn().await?;
-    let superuser = preflight::target_is_superuser(tc).await?;
-    if !superuser {
-        cat.without_superuser_objects();
-    }
-    if opts.schema_mode == SchemaMode::Create {
-        let available = preflight::target_extensions(tc).await?;
-        cat.without_unavailable_extensions(&available, superuser);
-    }
+    preflight::fit_to_target(tc, &mut cat, opts.schema_mode).await?;
     if opts.privileges && opts.schema_mode == SchemaMode::Existing {
         notes.push("--privileges is for a schema privaci creates: with --schema existing, grants are your migrations' to make".into());
         cat.grants.clear();

@@ -104,9 +104,28 @@ pub fn check_source(cat: &Catalog) -> Vec<String> {
     refusals
 }
 
+/// Moves to `cat.unsupported` what this target cannot have: objects only a superuser may
+/// create when its role is not one, and (when privaci creates the schema) extensions its
+/// server does not offer or its role may not create.
+pub async fn fit_to_target(
+    target: &mut Connection,
+    cat: &mut Catalog,
+    mode: SchemaMode,
+) -> Result<(), Error> {
+    let superuser = target_is_superuser(target).await?;
+    if !superuser {
+        cat.without_superuser_objects();
+    }
+    if mode == SchemaMode::Create {
+        let available = target_extensions(target).await?;
+        cat.without_unavailable_extensions(&available, superuser);
+    }
+    Ok(())
+}
+
 /// Whether the target role is a superuser (who alone may create operator classes, casts
 /// without functions, ...).
-pub async fn target_is_superuser(target: &mut Connection) -> Result<bool, Error> {
+async fn target_is_superuser(target: &mut Connection) -> Result<bool, Error> {
     let rows = target
         .query_text("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user")
         .await?;
@@ -129,7 +148,7 @@ pub async fn target_roles(target: &mut Connection) -> Result<HashSet<String>, Er
 
 /// The extensions the target server offers: name → (installed in this database, some
 /// version a non-superuser may create: trusted, or not needing a superuser).
-pub async fn target_extensions(
+async fn target_extensions(
     target: &mut Connection,
 ) -> Result<std::collections::HashMap<String, (bool, bool)>, Error> {
     let rows = target

@@ -93,6 +93,12 @@ pub(super) fn sequence_options(s: &crate::catalog::Sequence) -> String {
 
 pub(super) fn create_table(cat: &Catalog, t: &Table, apart: &HashSet<(u32, i16)>) -> String {
     let unlogged = if t.unlogged { "UNLOGGED " } else { "" };
+    // A partitioned table (a partition too, with multi-level partitioning) says how.
+    let partition = t
+        .partitioning
+        .as_ref()
+        .map(|(_, key)| format!(" PARTITION BY {key}"))
+        .unwrap_or_default();
     // A partition created apart and attached must already hold its parent's checks.
     let standalone = t.parent.is_some();
     let checks: Vec<String> = t
@@ -117,12 +123,6 @@ pub(super) fn create_table(cat: &Catalog, t: &Table, apart: &HashSet<(u32, i16)>
         } else {
             format!(" ({})", checks.join(", "))
         };
-        // A partition that is itself partitioned (multi-level) says how.
-        let partition = t
-            .partitioning
-            .as_ref()
-            .map(|(_, key)| format!(" PARTITION BY {key}"))
-            .unwrap_or_default();
         return format!(
             "CREATE {unlogged}TABLE {} PARTITION OF {}{extra} {bound}{partition}",
             t.name.quoted, parent.quoted
@@ -155,11 +155,6 @@ pub(super) fn create_table(cat: &Catalog, t: &Table, apart: &HashSet<(u32, i16)>
         } else {
             format!(" (\n    {}\n)", items.join(",\n    "))
         };
-        let partition = t
-            .partitioning
-            .as_ref()
-            .map(|(_, key)| format!(" PARTITION BY {key}"))
-            .unwrap_or_default();
         return format!(
             "CREATE {unlogged}TABLE {} OF {of}{body}{partition}",
             t.name.quoted
@@ -215,11 +210,6 @@ pub(super) fn create_table(cat: &Catalog, t: &Table, apart: &HashSet<(u32, i16)>
         })
         .collect();
     items.extend(checks);
-    let partition = t
-        .partitioning
-        .as_ref()
-        .map(|(_, key)| format!(" PARTITION BY {key}"))
-        .unwrap_or_default();
     let inherits = if t.inherits.is_empty() {
         String::new()
     } else {
