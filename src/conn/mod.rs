@@ -16,6 +16,7 @@ use crate::auth::AuthMethod;
 use crate::conninfo::Target;
 use crate::error::{Error, ErrorKind};
 use crate::wire::backend::{CopyResponse, DataRow, FieldDescription, MAX_MESSAGE_LEN};
+use crate::wire::db_error::without_values;
 use crate::wire::{frontend, Message};
 
 pub use cancel::CancelToken;
@@ -474,9 +475,14 @@ impl Connection {
 
 pub(crate) fn log_notice(notice: &crate::wire::DbError) {
     match notice.severity_code() {
-        "WARNING" => tracing::warn!(code = %notice.code, "server: {}", notice.message),
-        "DEBUG" => tracing::debug!(code = %notice.code, "server: {}", notice.message),
-        _ => tracing::info!(code = %notice.code, "server: {}", notice.message),
+        // A notice can quote a row's value (a COPY's input parsing, a trigger): logged without.
+        "WARNING" => {
+            tracing::warn!(code = %notice.code, "server: {}", without_values(&notice.message))
+        }
+        "DEBUG" => {
+            tracing::debug!(code = %notice.code, "server: {}", without_values(&notice.message))
+        }
+        _ => tracing::info!(code = %notice.code, "server: {}", without_values(&notice.message)),
     }
 }
 

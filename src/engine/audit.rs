@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use serde_json::{json, Value};
 
 use crate::error::Error;
+use crate::wire::db_error::without_values;
 
 pub struct Audit {
     out: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
@@ -104,7 +105,7 @@ pub fn sanitize(e: &Error) -> String {
     let mut out = format!(
         "{context}{}: {} (SQLSTATE {})",
         db.severity,
-        strip_quoted(&db.message),
+        without_values(&db.message),
         db.code
     );
     if let Some(ctx) = &db.where_ {
@@ -122,7 +123,7 @@ pub fn sanitize(e: &Error) -> String {
         out += &format!(", constraint {c}");
     }
     if let Some(h) = &db.hint {
-        out += &format!("; hint: {}", strip_quoted(h));
+        out += &format!("; hint: {}", without_values(h));
     }
     out
 }
@@ -134,97 +135,6 @@ pub fn copy_error_line(e: &Error) -> Option<u64> {
         .find_map(|p| p.strip_prefix("line "))
         .and_then(|l| l.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse().ok())
-}
-
-/// Words after which PostgreSQL quotes an object's name, not a value: `relation "t"`,
-/// `column "c" of relation "t"`, `constraint "k"`, `operator class "x" ... access method
-/// "btree"`. A value is quoted after a colon (`for type integer: "abc"`) or after words not
-/// listed here (`value "x" is out of range`).
-const IDENTIFIER_WORDS: &[&str] = &[
-    "relation",
-    "table",
-    "column",
-    "constraint",
-    "index",
-    "schema",
-    "type",
-    "function",
-    "procedure",
-    "aggregate",
-    "operator",
-    "class",
-    "family",
-    "sequence",
-    "view",
-    "role",
-    "database",
-    "trigger",
-    "policy",
-    "collation",
-    "extension",
-    "method",
-    "domain",
-    "rule",
-    "publication",
-    "statistics",
-    "configuration",
-    "dictionary",
-    "parser",
-    "template",
-    "conversion",
-    "parameter",
-    "server",
-    "wrapper",
-    "tablespace",
-    "partition",
-    "language",
-    "object",
-];
-
-/// Replaces every quoted part of a server message by `"…"`, except object names: those
-/// follow one of `IDENTIFIER_WORDS` (with no colon between), are kept as the server wrote
-/// them, and say which object failed.
-fn strip_quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(open) = rest.find('"') {
-        let before = &rest[..open];
-        out.push_str(before);
-        let after = &rest[open + 1..];
-        // A quoted part ends at the next lone quote ("" inside is an escaped quote).
-        let mut end = None;
-        let mut i = 0;
-        let bytes = after.as_bytes();
-        while i < bytes.len() {
-            if bytes[i] == b'"' {
-                if bytes.get(i + 1) == Some(&b'"') {
-                    i += 2;
-                    continue;
-                }
-                end = Some(i);
-                break;
-            }
-            i += 1;
-        }
-        let Some(end) = end else {
-            out.push_str("\"…\"");
-            return out;
-        };
-        let word = out.trim_end_matches(' ').rsplit(' ').next().unwrap_or("");
-        let names = out.ends_with(' ')
-            && IDENTIFIER_WORDS
-                .contains(&word.trim_start_matches('(').to_ascii_lowercase().as_str());
-        if names {
-            out.push('"');
-            out.push_str(&after[..end]);
-            out.push('"');
-        } else {
-            out.push_str("\"…\"");
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
@@ -248,32 +158,5 @@ mod tests {
         assert!(!s.contains("secret") && !s.contains("alice"));
         assert_eq!(copy_error_line(&e), Some(3));
         assert!(timestamp().ends_with('Z') && timestamp().len() == 24);
-    }
-
-    #[test]
-    fn object_names_are_kept_and_values_dropped() {
-        for (message, kept) in [
-            ("relation \"app.orders\" does not exist", "relation \"app.orders\" does not exist"),
-            (
-                "null value in column \"email\" of relation \"patients\" violates not-null constraint",
-                "null value in column \"email\" of relation \"patients\" violates not-null constraint",
-            ),
-            (
-                "duplicate key value violates unique constraint \"patients_email_key\"",
-                "duplicate key value violates unique constraint \"patients_email_key\"",
-            ),
-            (
-                "operator class \"abs_ops\" does not exist for access method \"btree\"",
-                "operator class \"abs_ops\" does not exist for access method \"btree\"",
-            ),
-            ("column \"Odd \"\"Name\"\"\" does not exist", "column \"Odd \"\"Name\"\"\" does not exist"),
-            ("invalid input syntax for type integer: \"secret\"", "invalid input syntax for type integer: \"…\""),
-            ("value \"secret\" is out of range for type integer", "value \"…\" is out of range for type integer"),
-            ("invalid input value for enum mood: \"secret\"", "invalid input value for enum mood: \"…\""),
-            ("malformed array literal: \"{secret\"", "malformed array literal: \"…\""),
-            ("unterminated \"secret", "unterminated \"…\""),
-        ] {
-            assert_eq!(strip_quoted(message), kept, "{message}");
-        }
     }
 }

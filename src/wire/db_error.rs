@@ -130,6 +130,98 @@ impl fmt::Display for DbError {
 
 impl std::error::Error for DbError {}
 
+/// Words after which PostgreSQL quotes an object's name, not a value: `relation "t"`,
+/// `column "c" of relation "t"`, `constraint "k"`, `operator class "x" ... access method
+/// "btree"`. A value is quoted after a colon (`for type integer: "abc"`) or after words not
+/// listed here (`value "x" is out of range`).
+const IDENTIFIER_WORDS: &[&str] = &[
+    "relation",
+    "table",
+    "column",
+    "constraint",
+    "index",
+    "schema",
+    "type",
+    "function",
+    "procedure",
+    "aggregate",
+    "operator",
+    "class",
+    "family",
+    "sequence",
+    "view",
+    "role",
+    "database",
+    "trigger",
+    "policy",
+    "collation",
+    "extension",
+    "method",
+    "domain",
+    "rule",
+    "publication",
+    "statistics",
+    "configuration",
+    "dictionary",
+    "parser",
+    "template",
+    "conversion",
+    "parameter",
+    "server",
+    "wrapper",
+    "tablespace",
+    "partition",
+    "language",
+    "object",
+];
+
+/// A server message (or hint) as privaci may show and log it: every quoted part replaced by
+/// `"…"`, except object names: those
+/// follow one of `IDENTIFIER_WORDS` (with no colon between), are kept as the server wrote
+/// them, and say which object failed.
+pub fn without_values(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(open) = rest.find('"') {
+        let before = &rest[..open];
+        out.push_str(before);
+        let after = &rest[open + 1..];
+        // A quoted part ends at the next lone quote ("" inside is an escaped quote).
+        let mut end = None;
+        let mut i = 0;
+        let bytes = after.as_bytes();
+        while i < bytes.len() {
+            if bytes[i] == b'"' {
+                if bytes.get(i + 1) == Some(&b'"') {
+                    i += 2;
+                    continue;
+                }
+                end = Some(i);
+                break;
+            }
+            i += 1;
+        }
+        let Some(end) = end else {
+            out.push_str("\"…\"");
+            return out;
+        };
+        let word = out.trim_end_matches(' ').rsplit(' ').next().unwrap_or("");
+        let names = out.ends_with(' ')
+            && IDENTIFIER_WORDS
+                .contains(&word.trim_start_matches('(').to_ascii_lowercase().as_str());
+        if names {
+            out.push('"');
+            out.push_str(&after[..end]);
+            out.push('"');
+        } else {
+            out.push_str("\"…\"");
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +259,32 @@ mod tests {
             "trailing bytes"
         );
         assert!(DbError::parse(b"").is_err());
+    }
+
+    #[test]
+    fn object_names_are_kept_and_values_dropped() {
+        for (message, kept) in [
+            ("relation \"app.orders\" does not exist", "relation \"app.orders\" does not exist"),
+            (
+                "null value in column \"email\" of relation \"patients\" violates not-null constraint",
+                "null value in column \"email\" of relation \"patients\" violates not-null constraint",
+            ),
+            (
+                "duplicate key value violates unique constraint \"patients_email_key\"",
+                "duplicate key value violates unique constraint \"patients_email_key\"",
+            ),
+            (
+                "operator class \"abs_ops\" does not exist for access method \"btree\"",
+                "operator class \"abs_ops\" does not exist for access method \"btree\"",
+            ),
+            ("column \"Odd \"\"Name\"\"\" does not exist", "column \"Odd \"\"Name\"\"\" does not exist"),
+            ("invalid input syntax for type integer: \"secret\"", "invalid input syntax for type integer: \"…\""),
+            ("value \"secret\" is out of range for type integer", "value \"…\" is out of range for type integer"),
+            ("invalid input value for enum mood: \"secret\"", "invalid input value for enum mood: \"…\""),
+            ("malformed array literal: \"{secret\"", "malformed array literal: \"…\""),
+            ("unterminated \"secret", "unterminated \"…\""),
+        ] {
+            assert_eq!(without_values(message), kept, "{message}");
+        }
     }
 }
