@@ -5,7 +5,8 @@
 use serde_json::json;
 
 use super::audit::copy_error_line;
-use super::shared::{RejectedRow, Shared};
+use super::post_data::{keys_and_indexes, step_key, steps_sql};
+use super::shared::{lock, RejectedRow, Shared};
 use super::state;
 use super::units::Unit;
 use crate::catalog::{self, Table};
@@ -181,18 +182,16 @@ async fn copy_unit_as(
         } else {
             format!(" ({})", target_cols.join(", "))
         };
-        let sink = target
-            .copy_in(&format!(
-                "BEGIN; {}COPY {}{column_list} FROM STDIN (FORMAT {format}{})",
-                if whole {
-                    format!("TRUNCATE ONLY {}; ", table.name.quoted)
-                } else {
-                    String::new()
-                },
-                table.name.quoted,
-                if whole { ", FREEZE" } else { "" }
-            ))
-            .await?;
+        let target_sql = format!(
+            "BEGIN; {}COPY {}{column_list} FROM STDIN (FORMAT {format}{})",
+            if whole {
+                format!("TRUNCATE ONLY {}; ", table.name.quoted)
+            } else {
+                String::new()
+            },
+            table.name.quoted,
+            if whole { ", FREEZE" } else { "" }
+        );
         let setup = match session {
             // The worker's previous unit left its read-only transaction open: it ends here,
             // in the same message (a round trip fewer per unit).
@@ -208,15 +207,27 @@ async fn copy_unit_as(
             ),
             SourceSession::Coordinator => "SAVEPOINT privaci_unit".to_string(),
         };
-        let mut out = match source
-            .copy_out(&format!(
-                "{setup}; COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT {format})",
-                source_cols.join(", "),
-                table.name.quoted,
-                unit.predicate(),
-            ))
-            .await
-        {
+        let source_sql = format!(
+            "{setup}; COPY (SELECT {} FROM ONLY {}{}) TO STDOUT (FORMAT {format})",
+            source_cols.join(", "),
+            table.name.quoted,
+            unit.predicate(),
+        );
+        // A worker sends both messages at once: the two servers start in one round trip's
+        // time. Should the target refuse while the source has begun, the worker's source
+        // connection reads the abandoned copy to its end before its next statement. The
+        // coordinator's source session holds the run's snapshot and locks: it starts only
+        // once the target is ready.
+        let (sink, out) = match session {
+            SourceSession::Worker => {
+                tokio::join!(target.copy_in(&target_sql), source.copy_out(&source_sql))
+            }
+            SourceSession::Coordinator => {
+                let sink = target.copy_in(&target_sql).await?;
+                (Ok(sink), source.copy_out(&source_sql).await)
+            }
+        };
+        let mut out = match out {
             Ok(out) => out,
             Err(e) => {
                 // Only LOCK ... NOWAIT fails with lock_not_available: DDL waits behind the
@@ -225,16 +236,12 @@ async fn copy_unit_as(
                 return Err(row_security(snapshot_lost(e), &table.name.to_string()));
             }
         };
+        let sink = sink?;
         // The stream's format (text for a fallback table) picks the rewriter.
         let stats =
             super::stream_table(&table.name.to_string(), &mut out, sink, plan, on_bytes).await?;
         drop(out);
-        target
-            .execute(&format!(
-                "{}; COMMIT",
-                state::checkpoint_sql(&unit.key(), stats.rows, stats.bytes_in)
-            ))
-            .await?;
+        commit_unit(shared, target, unit, whole, stats).await?;
         // A worker's read-only transaction is ended by its next unit (or its disconnection).
         if session == SourceSession::Coordinator {
             source.execute("RELEASE SAVEPOINT privaci_unit").await?;
@@ -316,6 +323,45 @@ async fn copy_unit_as(
                 deferred,
             })
         }
+    }
+}
+
+/// Commits a loaded unit with its checkpoint. A whole table's keys and indexes go in the same
+/// message, under a savepoint (a round trip for the lot, not one per step): should one of them
+/// fail, the savepoint undoes them alone, the rows commit, and the table's post-data builds
+/// them one by one to say which failed and why.
+async fn commit_unit(
+    shared: &Shared,
+    target: &mut Connection,
+    unit: &Unit,
+    whole: bool,
+    stats: super::StreamStats,
+) -> Result<(), Error> {
+    let checkpoint = state::checkpoint_sql(&unit.key(), stats.rows, stats.bytes_in);
+    let keys = if whole && !shared.failed_tables().contains(&unit.table) {
+        keys_and_indexes(shared, &unit.table)
+    } else {
+        Vec::new()
+    };
+    if keys.is_empty() {
+        return target.execute(&format!("{checkpoint}; COMMIT")).await;
+    }
+    let sql = format!(
+        "{checkpoint};\nSAVEPOINT privaci_keys;\nSET LOCAL check_function_bodies = false;\n{};\nRELEASE SAVEPOINT privaci_keys;\nCOMMIT",
+        steps_sql(&keys)
+    );
+    match target.execute(&sql).await {
+        Ok(()) => {
+            lock(&shared.steps_done).extend(keys.iter().map(|s| step_key(s)));
+            Ok(())
+        }
+        Err(e) if e.is_retryable() || target.transaction_status() != b'E' => Err(e),
+        // The rows and their checkpoint stand without the keys, unless the checkpoint
+        // itself failed (then there is no savepoint to go back to, and the unit fails).
+        Err(e) => target
+            .execute("ROLLBACK TO SAVEPOINT privaci_keys; COMMIT")
+            .await
+            .map_err(|_| e),
     }
 }
 

@@ -35,57 +35,143 @@ pub fn step_recorded(shared: &Shared, key: &str) -> bool {
     lock(&shared.steps_done).contains(key)
 }
 
-/// A post-data step, once.
-pub async fn run_step(shared: &Shared, target: &mut Connection, s: &Step) -> Result<(), Error> {
-    let key = step_key(s);
-    if lock(&shared.steps_done).contains(&key) {
-        return Ok(());
+/// Post-data steps per transaction when they go in one message: a few hundred statements
+/// hold a few hundred locks at most until their commit.
+const STEP_BATCH: usize = 200;
+
+/// The statements that run `steps` and record them as done, for a message of their own or
+/// inside a larger transaction.
+pub fn steps_sql(steps: &[&Step]) -> String {
+    let mut sql = String::new();
+    for s in steps {
+        sql += &s.sql;
+        sql += "\n;\n";
     }
-    apply(target, s, &key).await?;
-    lock(&shared.steps_done).insert(key);
-    Ok(())
+    let keys: Vec<String> = steps.iter().map(|s| step_key(s)).collect();
+    sql += &state::steps_done_sql(&keys);
+    sql
 }
 
-/// A loaded table's keys and indexes.
+/// Runs `steps` in order, each recorded as done in the transaction that ran it. They go in
+/// transactions of STEP_BATCH steps, a message each (a round trip per batch, not per step);
+/// a batch that fails is rolled back and run again a step per transaction, so each failure
+/// is exact: its step, its error, nothing of it half applied, and the steps after it still
+/// run. A lost connection is returned as the error; otherwise the steps that failed, with
+/// their errors.
+pub async fn run_steps(
+    shared: &Shared,
+    target: &mut Connection,
+    steps: &[&Step],
+) -> Result<Vec<(Step, Error)>, Error> {
+    let mut failed = Vec::new();
+    for batch in steps.chunks(STEP_BATCH) {
+        if batch.len() > 1 {
+            let res = target
+                .execute(&format!(
+                    "BEGIN; SET LOCAL check_function_bodies = false;\n{};\nCOMMIT",
+                    steps_sql(batch)
+                ))
+                .await;
+            match res {
+                Ok(()) => {
+                    let mut done = lock(&shared.steps_done);
+                    done.extend(batch.iter().map(|s| step_key(s)));
+                    continue;
+                }
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(_) => {
+                    if target.transaction_status() != b'I' {
+                        target.execute("ROLLBACK").await?;
+                    }
+                }
+            }
+        }
+        for s in batch {
+            let key = step_key(s);
+            match apply(target, s, &key).await {
+                Ok(()) => {
+                    lock(&shared.steps_done).insert(key);
+                }
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => failed.push(((*s).clone(), e)),
+            }
+        }
+    }
+    Ok(failed)
+}
+
+/// A table's keys and indexes not built yet.
+pub fn keys_and_indexes<'a>(shared: &'a Shared, table: &QualifiedName) -> Vec<&'a Step> {
+    let done = lock(&shared.steps_done);
+    shared
+        .post
+        .iter()
+        .filter(|s| {
+            s.table.as_ref() == Some(table)
+                && matches!(s.phase, Phase::Keys | Phase::Indexes)
+                && !done.contains(&step_key(s))
+        })
+        .collect()
+}
+
+/// A loaded table's keys and indexes, in one message when none fails. `Ok(true)` when all
+/// are built; `Ok(false)` when some failed: each is reported by name, and the others are
+/// built all the same. An error: the connection broke.
 pub async fn table_post_data(
     shared: &Shared,
     target: &mut Connection,
     table: &QualifiedName,
-) -> Result<(), Error> {
-    for s in shared.post.iter().filter(|s| {
-        s.table.as_ref() == Some(table) && matches!(s.phase, Phase::Keys | Phase::Indexes)
-    }) {
-        run_step(shared, target, s).await?;
+) -> Result<bool, Error> {
+    let steps = keys_and_indexes(shared, table);
+    let failed = run_steps(shared, target, &steps).await?;
+    for (s, e) in &failed {
+        shared.fail(Some(table), &s.object, e, None);
     }
-    Ok(())
+    Ok(failed.is_empty())
 }
 
-/// Foreign keys whose two ends are loaded, each run once by whoever claims it first. A key
-/// that fails is released (not marked done) and its error returned.
+/// Foreign keys whose two ends are loaded, each run once by whoever claims it first; those
+/// ready together go in one message. A key that fails is released (not marked done) and the
+/// first error returned.
 pub async fn foreign_keys_ready(shared: &Shared, target: &mut Connection) -> Result<(), Error> {
     loop {
-        let next = {
+        let claimed: Vec<&Step> = {
             let mut done = lock(&shared.steps_done);
-            let ready = shared
+            let ready: Vec<&Step> = shared
                 .post
                 .iter()
-                .find(|s| {
+                .filter(|s| {
                     s.phase == Phase::ForeignKeys
                         && !done.contains(&step_key(s))
                         && s.table.as_ref().is_some_and(|t| shared.is_loaded(t))
                         && s.needs.iter().all(|n| shared.is_loaded(n))
                 })
-                .cloned();
-            if let Some(s) = &ready {
+                .collect();
+            for s in &ready {
                 done.insert(step_key(s));
             }
             ready
         };
-        let Some(s) = next else { return Ok(()) };
-        let key = step_key(&s);
-        if let Err(e) = apply(target, &s, &key).await {
-            lock(&shared.steps_done).remove(&key);
-            return Err(e);
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        let failed = match run_steps(shared, target, &claimed).await {
+            Ok(f) => f,
+            Err(e) => {
+                // The connection broke: what it did not record is released.
+                let mut done = lock(&shared.steps_done);
+                for s in &claimed {
+                    done.remove(&step_key(s));
+                }
+                drop(done);
+                return Err(e);
+            }
+        };
+        if let Some((_, first)) = failed.into_iter().fold(None, |first, (s, e)| {
+            lock(&shared.steps_done).remove(&step_key(&s));
+            first.or(Some((s, e)))
+        }) {
+            return Err(first);
         }
     }
 }
@@ -106,35 +192,37 @@ pub async fn finish_loaded_tables(shared: &Shared, target: &mut Connection) -> R
             .collect()
     };
     for t in todo {
-        table_post_data(shared, target, &t).await?;
-        lock(&shared.loaded).insert(t);
+        if table_post_data(shared, target, &t).await? {
+            lock(&shared.loaded).insert(t);
+        }
     }
     Ok(())
 }
 
 /// The last post-data: triggers of fully loaded tables, then (when no unit failed) views,
-/// then sequence positions. A step that fails is reported and the others still run.
+/// then sequence positions, in batches. A step that fails is reported and the others still
+/// run.
 pub async fn final_post_data(shared: &Shared, target: &mut Connection) -> Result<(), Error> {
     let any_failed = !lock(&shared.failed).is_empty();
-    for s in shared.post.iter() {
-        let go = match s.phase {
-            // A table's triggers once its rows are in; a view's (INSTEAD OF) at once.
-            Phase::Triggers | Phase::Security => s.table.as_ref().is_some_and(|t| {
-                shared.is_loaded(t) || shared.catalog.table(&t.schema, &t.name).is_none()
-            }),
-            Phase::Views => !any_failed,
-            Phase::SequenceValues => true,
-            _ => false,
-        };
-        if !go {
-            continue;
-        }
-        if let Err(e) = run_step(shared, target, s).await {
-            if e.is_retryable() {
-                return Err(e);
-            }
-            shared.fail(s.table.as_ref(), &s.object, &e, None);
-        }
+    let todo: Vec<&Step> = {
+        let done = lock(&shared.steps_done);
+        shared
+            .post
+            .iter()
+            .filter(|s| match s.phase {
+                // A table's triggers once its rows are in; a view's (INSTEAD OF) at once.
+                Phase::Triggers | Phase::Security => s.table.as_ref().is_some_and(|t| {
+                    shared.is_loaded(t) || shared.catalog.table(&t.schema, &t.name).is_none()
+                }),
+                Phase::Views => !any_failed,
+                Phase::SequenceValues => true,
+                _ => false,
+            })
+            .filter(|s| !done.contains(&step_key(s)))
+            .collect()
+    };
+    for (s, e) in run_steps(shared, target, &todo).await? {
+        shared.fail(s.table.as_ref(), &s.object, &e, None);
     }
     Ok(())
 }

@@ -282,9 +282,11 @@ pub async fn after_unit(shared: &Shared, target: &mut Connection, unit: &Unit) -
     let failed_before = shared.failed_tables().contains(&unit.table);
     if last && !failed_before {
         match table_post_data(shared, target, &unit.table).await {
-            Ok(()) => {
+            Ok(true) => {
                 lock(&shared.loaded).insert(unit.table.clone());
             }
+            // Each failed key or index is reported; without them the table is not loaded.
+            Ok(false) => {}
             Err(e) if e.is_retryable() => return false,
             Err(e) => shared.fail(
                 Some(&unit.table),

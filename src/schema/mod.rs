@@ -623,15 +623,39 @@ fn set_default(t: &Table, col: &crate::catalog::Column, default: &str) -> Step {
 /// runs under a savepoint (sent in the same message, so it costs no round trip): if it fails,
 /// it is undone, the rest goes on, and it is returned with its error. Any other failure ends
 /// the run of steps.
+///
+/// In a transaction, all the steps first go to the server in one message under a savepoint:
+/// one round trip for the lot. Should any of them fail, the savepoint undoes the lot and they
+/// run again one message each, so that the error names its object exactly and tolerant steps
+/// are left out one by one.
 pub async fn apply(conn: &mut Connection, steps: &[Step]) -> Result<Vec<(String, Error)>, Error> {
     // Definitions are fully qualified (read with an empty search path); creating them with
     // one too keeps a role's own search path from changing what they mean.
     let local = conn.transaction_status() != b'I';
-    conn.execute(&format!(
+    let setup = format!(
         "SET check_function_bodies = false; SET client_min_messages = warning; \
          SELECT pg_catalog.set_config('search_path', '', {local})"
-    ))
-    .await?;
+    );
+    if local && steps.len() > 1 {
+        let mut sql = format!("{setup};\nSAVEPOINT privaci_batch;\n");
+        for s in steps {
+            sql += &s.sql;
+            sql += "\n;\n";
+        }
+        sql += "RELEASE SAVEPOINT privaci_batch";
+        match conn.execute(&sql).await {
+            Ok(()) => return Ok(Vec::new()),
+            Err(e) if e.is_retryable() || conn.transaction_status() != b'E' => {
+                return Err(e.context("creating the schema on the target"))
+            }
+            Err(_) => {
+                conn.execute("ROLLBACK TO SAVEPOINT privaci_batch; RELEASE SAVEPOINT privaci_batch")
+                    .await?
+            }
+        }
+    } else {
+        conn.execute(&setup).await?;
+    }
     let mut skipped = Vec::new();
     for s in steps {
         if !s.tolerant {
