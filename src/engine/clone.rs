@@ -687,7 +687,7 @@ async fn execute(
         loaded: Mutex::new(loaded),
         pending: Mutex::new(pending),
         steps_done: Mutex::new(prior.done_steps.clone()),
-        post,
+        post: super::post_data::PostSteps::new(post),
         reports: Mutex::new(std::mem::take(&mut report.units)),
         failed: Mutex::new(Vec::new()),
         cancelled: stop.flag.clone(),
@@ -697,6 +697,7 @@ async fn execute(
         done_count: Mutex::new(0),
         deferred: Mutex::new(Vec::new()),
         workers_alive: Mutex::new(jobs),
+        source_transaction_units: Mutex::new(HashMap::new()),
     });
     *lock(&stop.shared) = Some(shared.clone());
     for (object, e) in &skipped {
@@ -773,7 +774,7 @@ async fn run_units(
     }
     target
         .run("foreign keys", async |c| {
-            foreign_keys_ready(shared, c).await
+            foreign_keys_ready(shared, c, None).await
         })
         .await?;
     report.phase(
@@ -819,7 +820,7 @@ async fn run_units(
             .await?;
         target
             .run("foreign keys", async |c| {
-                foreign_keys_ready(shared, c).await
+                foreign_keys_ready(shared, c, None).await
             })
             .await?;
         // Large objects before the grants on them (final post-data).

@@ -52,6 +52,11 @@ pub enum SourceSession {
     Coordinator,
 }
 
+/// Units a worker reads in one source transaction before it starts another: each leaves a
+/// lock until the transaction ends (the coordinator holds them all anyway; this bounds the
+/// lock table slots a worker adds).
+const UNITS_PER_SOURCE_TRANSACTION: u32 = 64;
+
 pub fn table_of<'a>(shared: &'a Shared, unit: &Unit) -> Result<&'a Table, Error> {
     shared
         .catalog
@@ -193,18 +198,35 @@ async fn copy_unit_as(
             if whole { ", FREEZE" } else { "" }
         );
         let setup = match session {
-            // The worker's previous unit left its read-only transaction open: it ends here,
-            // in the same message (a round trip fewer per unit).
-            SourceSession::Worker => format!(
-                "{}BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; LOCK TABLE ONLY {} IN ACCESS SHARE MODE NOWAIT",
-                match source.transaction_status() {
-                    b'T' => "COMMIT; ",
-                    b'E' => "ROLLBACK; ",
-                    _ => "",
-                },
-                catalog::quote_literal(&shared.conns.snapshot),
-                table.name.quoted
-            ),
+            // The worker's previous unit left its read-only transaction open, in the run's
+            // snapshot: the next units read in it too (no new transaction, no snapshot
+            // import), up to UNITS_PER_SOURCE_TRANSACTION, which bounds the locks it holds.
+            // Then it ends in the same message as the next one begins.
+            SourceSession::Worker => {
+                let pid = source.backend_pid();
+                let mut units = lock(&shared.source_transaction_units);
+                let n = units.entry(pid).or_insert(0);
+                let reuse =
+                    source.transaction_status() == b'T' && *n < UNITS_PER_SOURCE_TRANSACTION;
+                *n = if reuse { *n + 1 } else { 1 };
+                let lock_table = format!(
+                    "LOCK TABLE ONLY {} IN ACCESS SHARE MODE NOWAIT",
+                    table.name.quoted
+                );
+                if reuse {
+                    lock_table
+                } else {
+                    format!(
+                        "{}BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}; {lock_table}",
+                        match source.transaction_status() {
+                            b'T' => "COMMIT; ",
+                            b'E' => "ROLLBACK; ",
+                            _ => "",
+                        },
+                        catalog::quote_literal(&shared.conns.snapshot),
+                    )
+                }
+            }
             SourceSession::Coordinator => "SAVEPOINT privaci_unit".to_string(),
         };
         let source_sql = format!(

@@ -3,6 +3,8 @@
 //! triggers only on tables that loaded completely (a trigger live during a later `--resume`
 //! would fire on the reloaded rows); views once every unit is in.
 
+use std::collections::HashMap;
+
 use super::shared::{lock, Shared};
 use super::state;
 use crate::catalog::QualifiedName;
@@ -12,6 +14,53 @@ use crate::schema::{Phase, Step};
 
 pub fn step_key(s: &Step) -> String {
     format!("{:?}:{}", s.phase, s.object)
+}
+
+/// The run's post-data steps with their run-state keys, indexed for the lookups a worker makes
+/// after each unit: a table's keys and indexes, the foreign keys. (At tens of thousands of
+/// tables, a scan of every step per unit costs minutes.)
+pub struct PostSteps {
+    pub steps: Vec<Step>,
+    keys: Vec<String>,
+    keys_and_indexes: HashMap<QualifiedName, Vec<usize>>,
+    foreign_keys: Vec<usize>,
+    /// Foreign keys by the tables at either end.
+    foreign_keys_of: HashMap<QualifiedName, Vec<usize>>,
+}
+
+impl PostSteps {
+    pub fn new(steps: Vec<Step>) -> PostSteps {
+        let keys = steps.iter().map(step_key).collect();
+        let mut keys_and_indexes: HashMap<QualifiedName, Vec<usize>> = HashMap::new();
+        let mut foreign_keys = Vec::new();
+        let mut foreign_keys_of: HashMap<QualifiedName, Vec<usize>> = HashMap::new();
+        for (i, s) in steps.iter().enumerate() {
+            match (s.phase, &s.table) {
+                (Phase::Keys | Phase::Indexes, Some(t)) => {
+                    keys_and_indexes.entry(t.clone()).or_default().push(i)
+                }
+                (Phase::ForeignKeys, _) => {
+                    foreign_keys.push(i);
+                    for t in s.table.iter().chain(&s.needs) {
+                        foreign_keys_of.entry(t.clone()).or_default().push(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+        PostSteps {
+            steps,
+            keys,
+            keys_and_indexes,
+            foreign_keys,
+            foreign_keys_of,
+        }
+    }
+
+    /// Steps with their keys.
+    pub fn iter(&self) -> impl Iterator<Item = (&Step, &String)> {
+        self.steps.iter().zip(&self.keys)
+    }
 }
 
 /// Runs `sql` and records `key` as done, in one transaction.
@@ -103,14 +152,13 @@ pub async fn run_steps(
 /// A table's keys and indexes not built yet.
 pub fn keys_and_indexes<'a>(shared: &'a Shared, table: &QualifiedName) -> Vec<&'a Step> {
     let done = lock(&shared.steps_done);
-    shared
-        .post
-        .iter()
-        .filter(|s| {
-            s.table.as_ref() == Some(table)
-                && matches!(s.phase, Phase::Keys | Phase::Indexes)
-                && !done.contains(&step_key(s))
-        })
+    let post = &shared.post;
+    post.keys_and_indexes
+        .get(table)
+        .into_iter()
+        .flatten()
+        .filter(|&&i| !done.contains(&post.keys[i]))
+        .map(|&i| &post.steps[i])
         .collect()
 }
 
@@ -131,26 +179,53 @@ pub async fn table_post_data(
 }
 
 /// Foreign keys whose two ends are loaded, each run once by whoever claims it first; those
-/// ready together go in one message. A key that fails is released (not marked done) and the
-/// first error returned.
-pub async fn foreign_keys_ready(shared: &Shared, target: &mut Connection) -> Result<(), Error> {
+/// ready together go in one message. `after`: only those at either end of that table (just
+/// loaded) or of a partitioned table above it; `None`: all. A key that fails is released (not
+/// marked done) and the first error returned.
+pub async fn foreign_keys_ready(
+    shared: &Shared,
+    target: &mut Connection,
+    after: Option<&QualifiedName>,
+) -> Result<(), Error> {
+    let post = &shared.post;
+    let candidates: Vec<usize> = match after {
+        None => post.foreign_keys.clone(),
+        Some(t) => {
+            let mut ends = vec![t];
+            if let Some(table) = shared.catalog.table(&t.schema, &t.name) {
+                ends.extend(shared.catalog.ancestors(table).iter().map(|a| &a.name));
+            }
+            let mut c: Vec<usize> = ends
+                .iter()
+                .filter_map(|e| post.foreign_keys_of.get(*e))
+                .flatten()
+                .copied()
+                .collect();
+            c.sort_unstable();
+            c.dedup();
+            c
+        }
+    };
+    if candidates.is_empty() {
+        return Ok(());
+    }
     loop {
         let claimed: Vec<&Step> = {
             let mut done = lock(&shared.steps_done);
-            let ready: Vec<&Step> = shared
-                .post
+            let ready: Vec<usize> = candidates
                 .iter()
-                .filter(|s| {
-                    s.phase == Phase::ForeignKeys
-                        && !done.contains(&step_key(s))
+                .copied()
+                .filter(|&i| {
+                    let s = &post.steps[i];
+                    !done.contains(&post.keys[i])
                         && s.table.as_ref().is_some_and(|t| shared.is_loaded(t))
                         && s.needs.iter().all(|n| shared.is_loaded(n))
                 })
                 .collect();
-            for s in &ready {
-                done.insert(step_key(s));
+            for &i in &ready {
+                done.insert(post.keys[i].clone());
             }
-            ready
+            ready.into_iter().map(|i| &post.steps[i]).collect()
         };
         if claimed.is_empty() {
             return Ok(());
@@ -209,7 +284,7 @@ pub async fn final_post_data(shared: &Shared, target: &mut Connection) -> Result
         shared
             .post
             .iter()
-            .filter(|s| match s.phase {
+            .filter(|(s, _)| match s.phase {
                 // A table's triggers once its rows are in; a view's (INSTEAD OF) at once.
                 Phase::Triggers | Phase::Security => s.table.as_ref().is_some_and(|t| {
                     shared.is_loaded(t) || shared.catalog.table(&t.schema, &t.name).is_none()
@@ -218,7 +293,8 @@ pub async fn final_post_data(shared: &Shared, target: &mut Connection) -> Result
                 Phase::SequenceValues => true,
                 _ => false,
             })
-            .filter(|s| !done.contains(&step_key(s)))
+            .filter(|(_, key)| !done.contains(*key))
+            .map(|(s, _)| s)
             .collect()
     };
     for (s, e) in run_steps(shared, target, &todo).await? {

@@ -16,7 +16,6 @@ use crate::conninfo::Config;
 use crate::error::Error;
 use crate::mask::remap::OidMap;
 use crate::mask::{MaskKey, MaskPlan};
-use crate::schema::Step;
 
 /// A unit's outcome in the final report.
 #[derive(Debug, Clone)]
@@ -130,7 +129,7 @@ pub struct Shared {
     /// Units of each table still to copy; a table is loaded when its count reaches zero.
     pub pending: Mutex<HashMap<QualifiedName, usize>>,
     pub steps_done: Mutex<HashSet<String>>,
-    pub post: Vec<Step>,
+    pub post: super::post_data::PostSteps,
     pub reports: Mutex<Vec<UnitReport>>,
     pub failed: Mutex<Vec<Failure>>,
     pub cancelled: Arc<AtomicBool>,
@@ -143,6 +142,8 @@ pub struct Shared {
     pub deferred: Mutex<Vec<Unit>>,
     /// Workers still able to take units (a worker that cannot get connections retires).
     pub workers_alive: Mutex<usize>,
+    /// Units read so far in each worker's open source transaction, by backend pid.
+    pub source_transaction_units: Mutex<HashMap<i32, u32>>,
 }
 
 impl Shared {
@@ -157,6 +158,12 @@ impl Shared {
     /// The next unit for a worker.
     pub fn next_unit(&self) -> units::Next {
         let mut queue = lock(&self.queue);
+        // Only a target whose foreign keys are live orders units (see units::next).
+        if !self.existing_schema {
+            return queue
+                .pop_front()
+                .map_or(units::Next::Done, units::Next::Unit);
+        }
         let in_flight = lock(&self.pending)
             .values()
             .sum::<usize>()

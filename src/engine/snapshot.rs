@@ -13,7 +13,10 @@ use crate::conn::Connection;
 use crate::error::{Error, ErrorKind};
 
 /// Set on every source session.
-pub const SOURCE_SESSION_SETTINGS: &str = "SET row_security = off; SET synchronize_seqscans = off";
+/// JIT off: a COPY's column list is no work to compile, and a big table's cost estimate would
+/// otherwise pay for compiling it.
+pub const SOURCE_SESSION_SETTINGS: &str =
+    "SET row_security = off; SET synchronize_seqscans = off; SET jit = off";
 
 /// Statements per LOCK message (each is small; this bounds one message's size).
 const LOCKS_PER_MESSAGE: usize = 2000;

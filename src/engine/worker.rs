@@ -47,7 +47,7 @@ pub async fn session(shared: &Shared) -> Result<(Connection, Connection), Error>
         .map_err(|e| e.context("target"))?;
     target.count_round_trips(shared.round_trips.target.clone());
     target
-        .execute("SET synchronous_commit = off; SET check_function_bodies = false")
+        .execute("SET synchronous_commit = off; SET check_function_bodies = false; SET jit = off")
         .await?;
     let mut tokens = lock(&shared.cancel_tokens);
     tokens.push(source.cancel_token());
@@ -296,7 +296,7 @@ pub async fn after_unit(shared: &Shared, target: &mut Connection, unit: &Unit) -
             ),
         }
     }
-    match foreign_keys_ready(shared, target).await {
+    match foreign_keys_ready(shared, target, Some(&unit.table)).await {
         Ok(()) => true,
         Err(e) if e.is_retryable() => false,
         Err(e) => {

@@ -1,10 +1,10 @@
 //! CREATE statements for single objects (types, sequences, tables), written from the catalog
 //! model as pg_dump would write them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::literal;
-use crate::catalog::{Catalog, ConstraintKind, Table, TypeDef};
+use crate::catalog::{Catalog, ConstraintKind, QualifiedName, Sequence, Table, TypeDef};
 
 pub(super) fn create_type(t: &crate::catalog::UserType) -> String {
     match &t.def {
@@ -91,7 +91,26 @@ pub(super) fn sequence_options(s: &crate::catalog::Sequence) -> String {
     )
 }
 
-pub(super) fn create_table(cat: &Catalog, t: &Table, apart: &HashSet<(u32, i16)>) -> String {
+/// Identity columns' sequences, by table and quoted column name.
+pub(super) type Identities<'a> = HashMap<(&'a QualifiedName, &'a str), &'a Sequence>;
+
+pub(super) fn identity_sequences(cat: &Catalog) -> Identities<'_> {
+    cat.sequences
+        .iter()
+        .filter(|s| s.identity)
+        .filter_map(|s| {
+            let (table, column) = s.owned_by.as_ref()?;
+            Some(((table, column.as_str()), s))
+        })
+        .collect()
+}
+
+pub(super) fn create_table(
+    cat: &Catalog,
+    t: &Table,
+    apart: &HashSet<(u32, i16)>,
+    identities: &Identities<'_>,
+) -> String {
     let unlogged = if t.unlogged { "UNLOGGED " } else { "" };
     // A partitioned table (a partition too, with multi-level partitioning) says how.
     let partition = t
@@ -192,12 +211,7 @@ pub(super) fn create_table(cat: &Catalog, t: &Table, apart: &HashSet<(u32, i16)>
                 s += " NOT NULL";
             }
             if let Some(kind) = c.identity {
-                let seq = cat.sequences.iter().find(|s| {
-                    s.identity
-                        && s.owned_by
-                            .as_ref()
-                            .is_some_and(|(tbl, col)| tbl == &t.name && col == &c.quoted)
-                });
+                let seq = identities.get(&(&t.name, c.quoted.as_str()));
                 let options = seq
                     .map(|s| format!(" (SEQUENCE NAME {} {})", s.name.quoted, sequence_options(s)))
                     .unwrap_or_default();

@@ -357,13 +357,14 @@ fn ordered_pre_data(cat: &Catalog) -> (Keyed, Vec<QualifiedName>, Vec<String>) {
         );
     }
     let apart = separate_defaults(cat);
+    let identities = ddl::identity_sequences(cat);
     let mut table_index: HashMap<&QualifiedName, usize> = HashMap::new();
     for t in &cat.tables {
         let mut steps = vec![step(
             Phase::PreData,
             Some(&t.name),
             format!("table {}", t.name),
-            create_table(cat, t, &apart),
+            create_table(cat, t, &apart, &identities),
         )];
         if let Some(c) = &t.comment {
             steps.push(step(
