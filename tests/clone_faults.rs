@@ -240,3 +240,55 @@ async fn big_tables_split_into_ctid_chunks_give_the_same_target() {
     assert!(chunks >= 3, "patients was split: {chunks} chunks");
     assert_eq!(fingerprint(&c, "faulted"), reference);
 }
+
+/// The target commits a unit (its rows, checkpoint, keys and indexes) but the answer never
+/// arrives: the worker retries on a new connection. The retry finds the unit committed and
+/// neither copies it twice nor fails on its own checkpoint or keys; the run exits 0 with the
+/// reference target. (The target is reached without TLS here, so that the proxy can see
+/// which answer it drops.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_answer_is_lost_is_not_copied_twice() {
+    let c = Cluster::builder()
+        .hba("hostssl all owner 127.0.0.1/32 scram-sha-256")
+        .hba("host all cloner 127.0.0.1/32 scram-sha-256")
+        .start();
+    c.create_role("owner", Some("owner-secret"), false);
+    c.create_role("cloner", Some("cloner-secret"), false);
+    c.psql("postgres", "CREATE DATABASE mhd OWNER owner");
+    for db in ["reference", "faulted"] {
+        c.psql("postgres", &format!("CREATE DATABASE {db} OWNER cloner"));
+    }
+    support::load_fixture(&c, "mhd", "owner", 3);
+    let clone = |port: u16, db: &str| {
+        let mut cmd = clone_cmd(&c, c.port(), c.port(), db, &[]);
+        let target = format!(
+            "host=127.0.0.1 port={port} user=cloner password=cloner-secret dbname={db} sslmode=disable"
+        );
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let at = args.iter().position(|a| a == "--target").unwrap() + 1;
+        let mut fresh = Command::new(cmd.get_program());
+        for (i, a) in args.iter().enumerate() {
+            fresh.arg(if i == at { &target } else { a });
+        }
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                fresh.env(k, v);
+            }
+        }
+        cmd = fresh;
+        cmd
+    };
+    let (code, out) = run(clone(c.port(), "reference")).await;
+    assert_eq!(code, 0, "{out}");
+    let reference = fingerprint(&c, "reference");
+    // The first two target connections (the coordinator's) are spared; each later one loses
+    // the answer to its first COMMIT (a unit's), three times in all.
+    let proxy = FaultProxy::start(c.port(), Cut::CommitAnswer, 0, Some(3), 2).await;
+    let (code, out) = run(clone(proxy.port, "faulted")).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(proxy.cuts(), 3, "the proxy dropped three COMMIT answers");
+    assert_eq!(fingerprint(&c, "faulted"), reference);
+}

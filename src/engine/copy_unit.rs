@@ -128,6 +128,21 @@ fn binary_refused(e: &Error) -> bool {
             .is_some_and(|c| c.starts_with("22") || c == "XX000" || c == "08P01")
 }
 
+/// The columns a unit masks, for its report line.
+pub fn masked_columns(shared: &Shared, unit: &Unit) -> Vec<String> {
+    shared
+        .resolved
+        .get(&unit.table)
+        .map(|r| {
+            r.columns
+                .iter()
+                .filter(|c| c.copied && c.strategy != crate::mask::StrategySpec::Keep)
+                .map(|c| c.name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The unit's table and its resolved masking rules.
 fn table_and_rules<'a>(
     shared: &'a Shared,
@@ -155,12 +170,7 @@ async fn copy_unit_as(
     text: bool,
 ) -> Result<Copied, CopyFailure> {
     let (table, resolved) = table_and_rules(shared, unit)?;
-    let masked: Vec<String> = resolved
-        .columns
-        .iter()
-        .filter(|c| c.copied && c.strategy != crate::mask::StrategySpec::Keep)
-        .map(|c| c.name.clone())
-        .collect();
+    let masked = masked_columns(shared, unit);
     let quoted = |n: &str| {
         table
             .columns

@@ -149,6 +149,34 @@ pub async fn run_steps(
     Ok(failed)
 }
 
+/// Learns from the target which of `steps` committed: after a lost connection, a batch may
+/// have committed although its answer never arrived, and must not run twice.
+pub async fn refresh_steps(
+    shared: &Shared,
+    target: &mut Connection,
+    steps: &[&Step],
+) -> Result<(), Error> {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = steps.iter().map(|s| step_key(s)).collect();
+    let done = state::steps_recorded(target, &keys).await?;
+    lock(&shared.steps_done).extend(done);
+    Ok(())
+}
+
+/// A table's keys, indexes and foreign keys (at either end), for `refresh_steps`.
+pub fn table_steps<'a>(shared: &'a Shared, table: &QualifiedName) -> Vec<&'a Step> {
+    let post = &shared.post;
+    post.keys_and_indexes
+        .get(table)
+        .into_iter()
+        .chain(post.foreign_keys_of.get(table))
+        .flatten()
+        .map(|&i| &post.steps[i])
+        .collect()
+}
+
 /// A table's keys and indexes not built yet.
 pub fn keys_and_indexes<'a>(shared: &'a Shared, table: &QualifiedName) -> Vec<&'a Step> {
     let done = lock(&shared.steps_done);
@@ -189,7 +217,13 @@ pub async fn foreign_keys_ready(
 ) -> Result<(), Error> {
     let post = &shared.post;
     let candidates: Vec<usize> = match after {
-        None => post.foreign_keys.clone(),
+        // The coordinator's call, after the workers: a worker's batch whose answer was lost
+        // may have committed.
+        None => {
+            let all: Vec<&Step> = post.foreign_keys.iter().map(|&i| &post.steps[i]).collect();
+            refresh_steps(shared, target, &all).await?;
+            post.foreign_keys.clone()
+        }
         Some(t) => {
             let mut ends = vec![t];
             if let Some(table) = shared.catalog.table(&t.schema, &t.name) {
@@ -266,6 +300,9 @@ pub async fn finish_loaded_tables(shared: &Shared, target: &mut Connection) -> R
             .cloned()
             .collect()
     };
+    // A worker lost its connection while building them: some may have committed.
+    let steps: Vec<&Step> = todo.iter().flat_map(|t| table_steps(shared, t)).collect();
+    refresh_steps(shared, target, &steps).await?;
     for t in todo {
         if table_post_data(shared, target, &t).await? {
             lock(&shared.loaded).insert(t);
@@ -295,6 +332,14 @@ pub async fn final_post_data(shared: &Shared, target: &mut Connection) -> Result
             })
             .filter(|(_, key)| !done.contains(*key))
             .map(|(s, _)| s)
+            .collect()
+    };
+    // Once per run: what a batch whose answer was lost did commit is not run again.
+    refresh_steps(shared, target, &todo).await?;
+    let todo: Vec<&Step> = {
+        let done = lock(&shared.steps_done);
+        todo.into_iter()
+            .filter(|s| !done.contains(&step_key(s)))
             .collect()
     };
     for (s, e) in run_steps(shared, target, &todo).await? {

@@ -319,6 +319,52 @@ pub async fn forget(
         .await
 }
 
+/// Which of `steps` the target records as done (after a lost connection: a batch may have
+/// committed although its answer never arrived).
+pub async fn steps_recorded(
+    target: &mut Connection,
+    steps: &[String],
+) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    for chunk in steps.chunks(1000) {
+        let list: Vec<String> = chunk.iter().map(|s| literal(s)).collect();
+        out.extend(
+            target
+                .query_text(&format!(
+                    "SELECT step FROM {SCHEMA}.steps_done WHERE step IN ({})",
+                    list.join(", ")
+                ))
+                .await?
+                .into_iter()
+                .filter_map(|r| r.into_iter().next().flatten()),
+        );
+    }
+    Ok(out)
+}
+
+/// The rows and bytes a unit's checkpoint records, if it committed.
+pub async fn unit_checkpoint(
+    target: &mut Connection,
+    unit: &str,
+) -> Result<Option<(u64, u64)>, Error> {
+    let rows = target
+        .query_text(&format!(
+            "SELECT rows, bytes FROM {SCHEMA}.table_checkpoints WHERE table_name = {}",
+            literal(unit)
+        ))
+        .await?;
+    Ok(rows.first().map(|r| {
+        let n = |i: usize| {
+            r.get(i)
+                .cloned()
+                .flatten()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (n(0), n(1))
+    }))
+}
+
 /// The statement that records a unit as copied; run in the unit's own transaction.
 pub fn checkpoint_sql(unit: &str, rows: u64, bytes: u64) -> String {
     format!("INSERT INTO {SCHEMA}.table_checkpoints (table_name, rows, bytes) VALUES ({}, {rows}, {bytes})", literal(unit))

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::audit::sanitize;
-use super::copy_unit::{copy_unit, Copied, CopyFailure, SourceSession};
-use super::post_data::{foreign_keys_ready, table_post_data};
+use super::copy_unit::{copy_unit, masked_columns, Copied, CopyFailure, SourceSession};
+use super::post_data::{foreign_keys_ready, refresh_steps, table_post_data, table_steps};
 use super::shared::{lock, Shared, UnitReport};
 use super::snapshot::SOURCE_SESSION_SETTINGS;
+use super::state;
 use super::units::{Next, Unit};
 use crate::conn::{connect, Connection};
 use crate::error::Error;
@@ -182,6 +183,34 @@ async fn copy_with_retries(
         }
         let (source, target) = conns.as_mut()?;
         let started = Instant::now();
+        // A retry after a lost connection: the unit may have committed although its answer
+        // never arrived. Then it is done (copying it again would fail on its checkpoint, and
+        // its keys on themselves), and what it built is known.
+        if attempt > 0 {
+            match committed_before(shared, target, unit).await {
+                Ok(Some(copied)) => {
+                    unit_done(shared, id, unit, copied, started.elapsed().as_secs_f64());
+                    if !after_unit(shared, target, unit).await {
+                        return None;
+                    }
+                    return conns;
+                }
+                Ok(None) => {}
+                Err(e) if e.is_retryable() && attempt < MAX_RETRIES => {
+                    attempt += 1;
+                    retry_pause(shared, &name, attempt, &e).await;
+                    conns = None;
+                    continue;
+                }
+                Err(e) => {
+                    shared.fail(Some(&unit.table), &name, &e, None);
+                    if let Some(left) = lock(&shared.pending).get_mut(&unit.table) {
+                        *left = left.saturating_sub(1);
+                    }
+                    return None;
+                }
+            }
+        }
         let on_bytes = |n: u64| shared.progress.bytes(id, n);
         match copy_unit(
             shared,
@@ -236,6 +265,32 @@ async fn copy_with_retries(
             }
         }
     }
+}
+
+/// The unit's checkpoint on the target, if it committed; the table's recorded steps are
+/// learnt with it.
+async fn committed_before(
+    shared: &Shared,
+    target: &mut Connection,
+    unit: &Unit,
+) -> Result<Option<Copied>, Error> {
+    let Some((rows, bytes)) = state::unit_checkpoint(target, &unit.key()).await? else {
+        return Ok(None);
+    };
+    refresh_steps(shared, target, &table_steps(shared, &unit.table)).await?;
+    shared.progress.line(&format!(
+        "{}: committed before the connection was lost; not copied again",
+        unit.key()
+    ));
+    shared.audit.event(
+        "table.already_committed",
+        json!({ "table": unit.key(), "rows": rows }),
+    );
+    Ok(Some(Copied {
+        rows,
+        bytes,
+        masked: masked_columns(shared, unit),
+    }))
 }
 
 pub fn unit_done(shared: &Shared, id: usize, unit: &Unit, copied: Copied, seconds: f64) {

@@ -16,7 +16,13 @@ pub enum Cut {
     ServerToClient,
     /// Count client-to-server bytes (a COPY IN into the target).
     ClientToServer,
+    /// Cut when the server answers a COMMIT (its CommandComplete), dropping that answer: the
+    /// transaction committed, but the client never learns it did.
+    CommitAnswer,
 }
+
+/// A CommandComplete message for COMMIT, as the server sends it.
+const COMMIT_ANSWER: &[u8] = b"C\0\0\0\x0bCOMMIT\0";
 
 pub struct FaultProxy {
     pub port: u16,
@@ -54,7 +60,8 @@ impl FaultProxy {
                     let s2c = pump(
                         &mut sr,
                         &mut cw,
-                        direction == Cut::ServerToClient && limit(&cuts),
+                        direction != Cut::ClientToServer && limit(&cuts),
+                        (direction == Cut::CommitAnswer).then_some(COMMIT_ANSWER),
                         cut_after,
                         &cuts,
                         max_cuts,
@@ -63,6 +70,7 @@ impl FaultProxy {
                         &mut cr,
                         &mut sw,
                         direction == Cut::ClientToServer && limit(&cuts),
+                        None,
                         cut_after,
                         &cuts,
                         max_cuts,
@@ -90,6 +98,7 @@ async fn pump<R: AsyncReadExt + Unpin, W: AsyncWriteExt + Unpin>(
     from: &mut R,
     to: &mut W,
     counted: bool,
+    pattern: Option<&[u8]>,
     cut_after: u64,
     cuts: &AtomicU32,
     max_cuts: Option<u32>,
@@ -103,7 +112,12 @@ async fn pump<R: AsyncReadExt + Unpin, W: AsyncWriteExt + Unpin>(
         };
         if counted {
             total += n as u64;
-            if total > cut_after {
+            // With a pattern, a chunk holding it is the cut (the count only delays it).
+            let hit = match pattern {
+                Some(p) => total > cut_after && buf[..n].windows(p.len()).any(|w| w == p),
+                None => total > cut_after,
+            };
+            if hit {
                 let prior = cuts.fetch_add(1, Ordering::SeqCst);
                 if max_cuts.is_none_or(|m| prior < m) {
                     return;
