@@ -285,10 +285,11 @@ async fn a_commit_whose_answer_is_lost_is_not_copied_twice() {
     assert_eq!(code, 0, "{out}");
     let reference = fingerprint(&c, "reference");
     // The first two target connections (the coordinator's) are spared; each later one loses
-    // the answer to its first COMMIT (a unit's), three times in all.
+    // the answer to its first COMMIT (a unit's), up to three times in all (fewer when the
+    // other worker finishes the units while one waits to reconnect).
     let proxy = FaultProxy::start(c.port(), Cut::CommitAnswer, 0, Some(3), 2).await;
     let (code, out) = run(clone(proxy.port, "faulted")).await;
     assert_eq!(code, 0, "{out}");
-    assert_eq!(proxy.cuts(), 3, "the proxy dropped three COMMIT answers");
+    assert!(proxy.cuts() >= 1, "the proxy dropped no COMMIT answer");
     assert_eq!(fingerprint(&c, "faulted"), reference);
 }
