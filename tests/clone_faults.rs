@@ -260,26 +260,10 @@ async fn a_commit_whose_answer_is_lost_is_not_copied_twice() {
     }
     support::load_fixture(&c, "mhd", "owner", 3);
     let clone = |port: u16, db: &str| {
-        let mut cmd = clone_cmd(&c, c.port(), c.port(), db, &[]);
         let target = format!(
             "host=127.0.0.1 port={port} user=cloner password=cloner-secret dbname={db} sslmode=disable"
         );
-        let args: Vec<String> = cmd
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        let at = args.iter().position(|a| a == "--target").unwrap() + 1;
-        let mut fresh = Command::new(cmd.get_program());
-        for (i, a) in args.iter().enumerate() {
-            fresh.arg(if i == at { &target } else { a });
-        }
-        for (k, v) in cmd.get_envs() {
-            if let Some(v) = v {
-                fresh.env(k, v);
-            }
-        }
-        cmd = fresh;
-        cmd
+        fixture_clone::clone_cmd_to(&c, c.port(), &target, &[])
     };
     let (code, out) = run(clone(c.port(), "reference")).await;
     assert_eq!(code, 0, "{out}");

@@ -53,6 +53,16 @@ pub fn clone_cmd(
     db: &str,
     extra: &[&str],
 ) -> Command {
+    clone_cmd_to(
+        c,
+        source_port,
+        &conninfo(c, target_port, "cloner", db),
+        extra,
+    )
+}
+
+/// `clone_cmd` into the target `target` (a conninfo string).
+pub fn clone_cmd_to(c: &Cluster, source_port: u16, target: &str, extra: &[&str]) -> Command {
     let jobs = if extra.contains(&"--jobs") {
         None
     } else {
@@ -64,7 +74,7 @@ pub fn clone_cmd(
         "--source",
         &conninfo(c, source_port, "owner", "mhd"),
         "--target",
-        &conninfo(c, target_port, "cloner", db),
+        target,
         "--config",
         concat!(
             env!("CARGO_MANIFEST_DIR"),
