@@ -396,6 +396,9 @@ fn main() {
 
     let mut samples: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
     let mut failures: BTreeMap<&str, String> = BTreeMap::new();
+    // `privaci verify` of each masked clone, before its database is dropped.
+    let mut verify_walls: Vec<f64> = Vec::new();
+    let mut verify_failure: Option<String> = None;
     for round in 0..rounds {
         // Alternate the order from round to round.
         let mut order: Vec<usize> = (0..contestants.len()).collect();
@@ -419,6 +422,36 @@ fn main() {
                     if got != rows {
                         failures.insert(name, format!("loaded {got} rows, not {rows}"));
                     } else {
+                        if *name == "privaci clone, masked" {
+                            let t0 = Instant::now();
+                            let out = Command::new(privaci)
+                                .args([
+                                    "verify",
+                                    "--source",
+                                    &src_url,
+                                    "--target",
+                                    &url(tp, &db),
+                                    "--jobs",
+                                    &jobs.to_string(),
+                                    "--config",
+                                ])
+                                .arg(&cfg)
+                                .env("PRIVACI_MASK_KEY", "benchmark masking key 0123456789")
+                                .output();
+                            match out {
+                                Ok(o) if o.status.success() => {
+                                    verify_walls.push(t0.elapsed().as_secs_f64())
+                                }
+                                Ok(o) => {
+                                    verify_failure = Some(format!(
+                                        "exit {:?}: {}",
+                                        o.status.code(),
+                                        String::from_utf8_lossy(&o.stdout)
+                                    ))
+                                }
+                                Err(e) => verify_failure = Some(e.to_string()),
+                            }
+                        }
                         samples.entry(name).or_default().push(Sample {
                             wall,
                             client_cpu: c1 - c0,
@@ -503,6 +536,16 @@ fn main() {
     }
     if pgcopydb.is_none() {
         md += "| pgcopydb clone | not installed (apt-get install pgcopydb) | | | | | | |\n";
+    }
+    if let Some(e) = &verify_failure {
+        md += &format!("\n`privaci verify` of the masked clone failed: {e}\n");
+    } else if !verify_walls.is_empty() {
+        let v = median(&mut verify_walls.clone());
+        md += &format!(
+            "\n`privaci verify` of each masked clone (same jobs and config; not part of any time above): {v:.1} s median ({:.2}x the masked clone's wall time).\n",
+            v / masked
+        );
+        json.push(serde_json::json!({"method": "privaci verify (masked clone)", "median_wall_s": v, "runs_wall_s": verify_walls}));
     }
     let share = samples.get(reference).map(|s| {
         median(

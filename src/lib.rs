@@ -15,6 +15,7 @@ pub mod mask;
 pub mod schema;
 pub mod tls;
 pub mod types;
+pub mod verify;
 pub mod wire;
 
 pub use error::{Error, ErrorKind};

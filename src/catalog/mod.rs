@@ -20,7 +20,7 @@ pub use queries::quote_literal;
 use crate::conn::Connection;
 use crate::error::{Error, ErrorKind};
 
-pub use queries::{filter_misses, load, lockable_tables, type_oids, TypeOid};
+pub use queries::{filter_misses, load, lockable_tables, oid_map, type_oids, TypeOid};
 
 /// A schema-qualified name, raw (for comparisons and messages) and quoted (for SQL).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

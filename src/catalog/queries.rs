@@ -624,6 +624,27 @@ pub async fn type_oids(
     Ok(out)
 }
 
+/// Source OIDs of user-defined types mapped to the target's, by quoted name (what binary
+/// values embedding them need rewritten to).
+pub fn oid_map(source: Vec<TypeOid>, target: Vec<TypeOid>) -> crate::mask::remap::OidMap {
+    use crate::mask::remap::{OidKind, OidMap};
+    let dst: HashMap<String, u32> = target.into_iter().map(|t| (t.quoted, t.oid)).collect();
+    let mut map = OidMap::default();
+    for t in source {
+        let kind = if t.composite {
+            OidKind::Composite
+        } else if let Some(elem) = t.array_of {
+            OidKind::Array { elem }
+        } else {
+            OidKind::Plain
+        };
+        if let Some(&oid) = dst.get(&t.quoted) {
+            map.map.insert(t.oid, (oid, kind));
+        }
+    }
+    map
+}
+
 /// A SQL string literal.
 pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))

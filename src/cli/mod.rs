@@ -7,6 +7,7 @@ mod ping;
 mod plan;
 mod report;
 mod validate;
+mod verify;
 
 pub(crate) use clone::render as render_report;
 
@@ -18,6 +19,8 @@ pub mod exit {
     pub const FAILED: i32 = 1;
     pub const PREFLIGHT: i32 = 2;
     pub const INVALID_CONFIG: i32 = 3;
+    /// `privaci verify` ran and a check failed (each is listed).
+    pub const VERIFY_FAILED: i32 = 4;
     /// The command line itself is wrong (unknown flag, bad value): sysexits' `EX_USAGE`,
     /// apart from 2 so that a script can tell a typo from a refused target.
     pub const USAGE: i32 = 64;
@@ -25,8 +28,8 @@ pub mod exit {
 
 const EXIT_CODES: &str =
     "Exit codes: 0 success; 1 the run failed (connection, COPY, server error); \
-2 pre-flight refusal (nothing was written); 3 invalid masking configuration; 64 command-line \
-usage error (unknown flag, bad value).";
+2 pre-flight refusal (nothing was written); 3 invalid masking configuration; 4 verify found \
+a difference or a leak; 64 command-line usage error (unknown flag, bad value).";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -75,6 +78,12 @@ pub enum Command {
     /// partitions in parallel, from one consistent snapshot), then keys, indexes, foreign
     /// keys, triggers, views and sequence positions. Resumable with --resume.
     Clone(CloneArgs),
+    /// Check a clone against its source and masking config, read-only on both sides: row
+    /// counts, kept columns identical, masked columns as the config and key make them, no
+    /// source value of a masked column in that column of the target, foreign keys hold,
+    /// sequences at or past the source's, every source object present. Exit 0 when all
+    /// hold, 4 when one fails (each listed by table and column, with counts, never a value).
+    Verify(VerifyArgs),
     /// Show privaci at work on this machine, no arguments: start two throwaway PostgreSQL
     /// clusters, load the MedicalHelpDesk fixture, clone it masked as a non-superuser over
     /// TLS and SCRAM, print rows before and after, and remove the clusters. Needs the
@@ -92,6 +101,40 @@ pub enum Command {
         /// The command whose page to print; none for the main page.
         command: Option<String>,
     },
+}
+
+/// The masking config at `path` (every column kept without one), its name for messages, and
+/// the key from the environment; or, the problem printed, exit code 3.
+fn config_and_key(
+    path: Option<&std::path::Path>,
+) -> Result<
+    (
+        crate::config::MaskingConfig,
+        String,
+        Option<crate::mask::MaskKey>,
+    ),
+    i32,
+> {
+    let (config, file) = match path {
+        Some(path) => match crate::config::MaskingConfig::load(path) {
+            Ok(c) => (c, path.display().to_string()),
+            Err(e) => {
+                eprintln!("privaci: invalid masking config: {e}");
+                return Err(exit::INVALID_CONFIG);
+            }
+        },
+        None => (
+            crate::config::MaskingConfig::keep_all(),
+            "(no config)".to_string(),
+        ),
+    };
+    match crate::mask::MaskKey::from_env() {
+        Ok(key) => Ok((config, file, key)),
+        Err(e) => {
+            eprintln!("privaci: invalid masking key: {e}");
+            Err(exit::INVALID_CONFIG)
+        }
+    }
 }
 
 /// `1GB`, `500MB`, `64kB` or a number of bytes.
@@ -284,6 +327,36 @@ pub struct PlanArgs {
     pub format: OutputFormat,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// The database that was cloned.
+    #[arg(long, value_name = "CONNINFO")]
+    pub source: String,
+    /// The clone.
+    #[arg(long, value_name = "CONNINFO")]
+    pub target: String,
+    /// The masking config the clone used; without it every column must be identical.
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// Tables checked at once, each with a source and a target session (default: CPU cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Also look for source values of masked text columns in every kept text column of the
+    /// target.
+    #[arg(long)]
+    pub deep: bool,
+    /// Memory for the masked columns' value hashes, all jobs together (24 bytes per masked
+    /// value: source, expected and target); past it a table is checked in several passes:
+    /// 1GB, 500MB, 64kB or bytes.
+    #[arg(long, value_name = "SIZE", default_value = "512MB", value_parser = parse_size)]
+    pub max_memory: i64,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+}
+
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SchemaArg {
     /// privaci creates the schema on the target.
@@ -305,6 +378,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Validate { config, source } => validate::run(&config, source.as_deref()).await,
         Command::Plan(args) => plan::run(args).await,
         Command::Clone(args) => clone::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
         Command::Demo => demo::run().await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -325,7 +399,7 @@ pub async fn run(cli: Cli) -> i32 {
                     )
                     .title(format!("privaci-{name}")),
                     None => {
-                        eprintln!("privaci: no command {name:?}: ping, validate, plan, clone, demo, completions");
+                        eprintln!("privaci: no command {name:?}: ping, validate, plan, clone, verify, demo, completions");
                         return exit::USAGE;
                     }
                 },

@@ -7,30 +7,15 @@ use std::collections::HashMap;
 use super::{exit, OutputFormat, PlanArgs, SchemaArg};
 use crate::catalog::Catalog;
 use crate::config::resolve::{resolve, ResolvedTable, RuleSource};
-use crate::config::MaskingConfig;
 use crate::conninfo::Config;
 use crate::engine::preflight::{self, SchemaMode};
-use crate::mask::key::MaskKey;
 use crate::mask::StrategySpec;
 use crate::schema::{self, Phase};
 
 pub async fn run(args: PlanArgs) -> i32 {
-    let (config, file) = match &args.config {
-        Some(path) => match MaskingConfig::load(path) {
-            Ok(c) => (c, path.display().to_string()),
-            Err(e) => {
-                eprintln!("privaci: invalid masking config: {e}");
-                return exit::INVALID_CONFIG;
-            }
-        },
-        None => (MaskingConfig::keep_all(), "(no config)".to_string()),
-    };
-    let key = match MaskKey::from_env() {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("privaci: invalid masking key: {e}");
-            return exit::INVALID_CONFIG;
-        }
+    let (config, file, key) = match super::config_and_key(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let filter = match args.filter.filter_or_exit() {
         Ok(f) => f,

@@ -35,7 +35,7 @@ use crate::config::{ConfigError, MaskingConfig};
 use crate::conn::{connect, CancelToken, Connection};
 use crate::conninfo::Config;
 use crate::error::Error;
-use crate::mask::remap::{OidKind, OidMap, FIRST_NORMAL_OID};
+use crate::mask::remap::{OidMap, FIRST_NORMAL_OID};
 use crate::mask::MaskKey;
 use crate::schema::{self, Phase, Step};
 
@@ -902,29 +902,11 @@ async fn copy_deferred(
 
 /// Source OIDs of user-defined types mapped to the target's, by name.
 async fn oid_map(source: &mut Connection, target: &mut TargetLink) -> Result<OidMap, Error> {
-    let kind = |t: &catalog::TypeOid| {
-        if t.composite {
-            OidKind::Composite
-        } else if let Some(elem) = t.array_of {
-            OidKind::Array { elem }
-        } else {
-            OidKind::Plain
-        }
-    };
     let src = catalog::type_oids(source, FIRST_NORMAL_OID).await?;
-    let dst: HashMap<String, u32> = target
+    let dst = target
         .run("reading the target's types", async |c| {
             catalog::type_oids(c, FIRST_NORMAL_OID).await
         })
-        .await?
-        .into_iter()
-        .map(|t| (t.quoted, t.oid))
-        .collect();
-    let mut map = OidMap::default();
-    for t in src {
-        if let Some(&oid) = dst.get(&t.quoted) {
-            map.map.insert(t.oid, (oid, kind(&t)));
-        }
-    }
-    Ok(map)
+        .await?;
+    Ok(catalog::oid_map(src, dst))
 }
