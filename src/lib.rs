@@ -12,6 +12,7 @@ pub mod devcluster;
 pub mod engine;
 pub mod error;
 pub mod mask;
+pub mod scan;
 pub mod schema;
 pub mod tls;
 pub mod types;

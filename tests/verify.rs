@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use support::fixture_clone::{self, conninfo, output};
+use support::fixture_clone::{self, output};
 use support::Cluster;
 
 const CONFIG: &str = concat!(
@@ -20,20 +20,8 @@ const CONFIG: &str = concat!(
 );
 
 fn verify(c: &Cluster, source_db: &str, db: &str, config: &Path, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_privaci"));
-    cmd.args([
-        "verify",
-        "--source",
-        &conninfo(c, c.port(), "owner", source_db),
-        "--target",
-        &conninfo(c, c.port(), "cloner", db),
-        "--config",
-    ])
-    .arg(config)
-    .args(["--jobs", "2"])
-    .args(extra)
-    .env("PRIVACI_MASK_KEY", fixture_clone::KEY)
-    .env("HOME", "/nonexistent");
+    let mut cmd = fixture_clone::between(c, "verify", source_db, db, config);
+    cmd.args(["--jobs", "2"]).args(extra);
     cmd
 }
 
@@ -67,21 +55,8 @@ fn has(found: &[(String, String, String)], check: &str, table: &str, column: &st
 }
 
 fn clone_with(c: &Cluster, db: &str, config: &Path) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_privaci"));
-    cmd.args([
-        "clone",
-        "--source",
-        &conninfo(c, c.port(), "owner", "mhd"),
-        "--target",
-        &conninfo(c, c.port(), "cloner", db),
-        "--quiet",
-        "--jobs",
-        "2",
-        "--config",
-    ])
-    .arg(config)
-    .env("PRIVACI_MASK_KEY", fixture_clone::KEY)
-    .env("HOME", "/nonexistent");
+    let mut cmd = fixture_clone::between(c, "clone", "mhd", db, config);
+    cmd.args(["--quiet", "--jobs", "2"]);
     let (code, text) = output(cmd);
     assert_eq!(code, 0, "clone into {db} failed:\n{text}");
 }
@@ -290,18 +265,8 @@ fn deep_finds_a_masked_value_copied_into_a_kept_column() {
     );
     let config = work_dir(&c).join("shop.toml");
     std::fs::write(&config, "[tables.customers.columns]\nemail = \"email\"\n").unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_privaci"));
-    cmd.args([
-        "clone",
-        "--source",
-        &conninfo(&c, c.port(), "owner", "shop"),
-        "--target",
-        &conninfo(&c, c.port(), "cloner", "copy"),
-        "--quiet",
-        "--config",
-    ])
-    .arg(&config)
-    .env("PRIVACI_MASK_KEY", fixture_clone::KEY);
+    let mut cmd = fixture_clone::between(&c, "clone", "shop", "copy", &config);
+    cmd.arg("--quiet");
     let (code, text) = output(cmd);
     assert_eq!(code, 0, "{text}");
 

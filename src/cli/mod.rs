@@ -6,6 +6,7 @@ mod demo;
 mod ping;
 mod plan;
 mod report;
+mod scan;
 mod validate;
 mod verify;
 
@@ -78,6 +79,12 @@ pub enum Command {
     /// partitions in parallel, from one consistent snapshot), then keys, indexes, foreign
     /// keys, triggers, views and sequence positions. Resumable with --resume.
     Clone(CloneArgs),
+    /// Classify every column of the source by its name and a sample of its values (e-mail
+    /// addresses, phones, national ids, cards, IBANs, IPs, birth dates, names, addresses,
+    /// secrets, free text, JSON paths, images) and write a strict masking config: every column
+    /// listed, each personal one with its strategy and the evidence (counts, never a value).
+    /// Read-only; one table's sample in memory at a time.
+    Scan(ScanArgs),
     /// Check a clone against its source and masking config, read-only on both sides: row
     /// counts, kept columns identical, masked columns as the config and key make them, no
     /// source value of a masked column in that column of the target, foreign keys hold,
@@ -328,6 +335,25 @@ pub struct PlanArgs {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct ScanArgs {
+    /// The database to scan.
+    #[arg(long, value_name = "CONNINFO")]
+    pub source: String,
+    /// Rows sampled per table (a block sample spread over big tables).
+    #[arg(long, value_name = "ROWS", default_value_t = 2000)]
+    pub sample: usize,
+    /// Write the config to this file (text format prints it when no file is given).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// text: the config; json: the classification of every column (kind, strategy,
+    /// evidence, counts).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+}
+
+#[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// The database that was cloned.
     #[arg(long, value_name = "CONNINFO")]
@@ -379,6 +405,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Plan(args) => plan::run(args).await,
         Command::Clone(args) => clone::run(args).await,
         Command::Verify(args) => verify::run(args).await,
+        Command::Scan(args) => scan::run(args).await,
         Command::Demo => demo::run().await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -399,7 +426,7 @@ pub async fn run(cli: Cli) -> i32 {
                     )
                     .title(format!("privaci-{name}")),
                     None => {
-                        eprintln!("privaci: no command {name:?}: ping, validate, plan, clone, verify, demo, completions");
+                        eprintln!("privaci: no command {name:?}: ping, validate, plan, clone, scan, verify, demo, completions");
                         return exit::USAGE;
                     }
                 },

@@ -89,6 +89,30 @@ pub fn clone_cmd_to(c: &Cluster, source_port: u16, target: &str, extra: &[&str])
     cmd
 }
 
+/// `privaci <command> --source <source_db as owner> --target <target_db as cloner> --config
+/// <config>` with the test key: a clone or a verify between two databases of `c`.
+pub fn between(
+    c: &Cluster,
+    command: &str,
+    source_db: &str,
+    target_db: &str,
+    config: &std::path::Path,
+) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_privaci"));
+    cmd.args([
+        command,
+        "--source",
+        &conninfo(c, c.port(), "owner", source_db),
+        "--target",
+        &conninfo(c, c.port(), "cloner", target_db),
+        "--config",
+    ])
+    .arg(config)
+    .env("PRIVACI_MASK_KEY", KEY)
+    .env("HOME", "/nonexistent");
+    cmd
+}
+
 /// A finished process's exit code and stdout + stderr.
 pub fn code_and_text(out: std::process::Output) -> (i32, String) {
     (
