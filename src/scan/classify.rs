@@ -263,9 +263,8 @@ pub fn column(
             let images = raw.iter().filter(|v| detect::image_magic(v)).count();
             match hint {
                 _ if n > 0 && images * 2 >= n => class(Kind::Image, None, images, n),
-                Some((Kind::Image, _)) if n == 0 || images * 5 >= n => {
-                    class(Kind::Image, Some(name), images, n)
-                }
+                // Named as a picture: whatever its format (an OLE header, a vendor's own).
+                Some((Kind::Image, _)) => class(Kind::Image, Some(name), images, n),
                 Some((Kind::Secret, _)) => class(Kind::Secret, Some(name), n, n),
                 _ => Class::default(),
             }
