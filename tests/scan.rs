@@ -237,3 +237,117 @@ fn scan_refuses_nothing_it_cannot_read_and_bounds_its_sample() {
     assert!((100..=500).contains(&sampled), "sampled {sampled}");
     assert_eq!(big["columns"][1]["kind"], "email");
 }
+
+#[test]
+fn odd_names_data_in_json_keys_and_types_no_strategy_fits() {
+    let c = fixture_clone::cluster_with_roles(&["owner", "cloner"], &[]);
+    c.psql("postgres", "CREATE DATABASE odd OWNER owner");
+    c.psql("postgres", "CREATE DATABASE copy OWNER cloner");
+    c.psql(
+        "odd",
+        "SET ROLE owner;
+         CREATE TABLE \"Weird \"\"Name\"\"\" (id int PRIMARY KEY, \"E-Mail Adresse\" text, \"line\nbreak\" text, tsq tsquery);
+         INSERT INTO \"Weird \"\"Name\"\"\" SELECT g, 'w' || g || '@example.com', 'x' || g, 'a & b'::tsquery FROM generate_series(1, 200) g;
+         CREATE TABLE nothing ();
+         INSERT INTO nothing DEFAULT VALUES;
+         CREATE TABLE people (id serial PRIMARY KEY, email text UNIQUE, short_mail varchar(10), nick text GENERATED ALWAYS AS (split_part(email, '@', 1)) STORED);
+         INSERT INTO people (email, short_mail) SELECT 'p' || g || '@example.org', 'a' || g || '@b.io' FROM generate_series(1, 300) g;
+         CREATE TABLE people_vip (level int) INHERITS (people);
+         INSERT INTO people_vip (email, short_mail, level) SELECT 'vip' || g || '@example.org', 'v' || g || '@b.io', 1 FROM generate_series(1, 50) g;
+         CREATE TABLE customers (email text PRIMARY KEY, name text);
+         INSERT INTO customers SELECT 'c' || g || '@shop.example', 'Maria Garcia' FROM generate_series(1, 100) g;
+         CREATE TABLE orders (id serial PRIMARY KEY, customer_email text REFERENCES customers (email), doc jsonb, by_mail jsonb, client_ip inet NOT NULL);
+         INSERT INTO orders (customer_email, doc, by_mail, client_ip)
+           SELECT 'c' || (1 + g % 100) || '@shop.example',
+                  jsonb_build_object('contact_email', 'z' || g || '@x.com', 'size', 'XL'),
+                  jsonb_build_object('KEYSECRET' || g || '@corp.example', jsonb_build_object('since', 2020)),
+                  ('10.0.0.' || (1 + g % 250))::inet
+           FROM generate_series(1, 500) g;
+         ANALYZE;",
+    );
+    let dir = c.socket_dir().parent().unwrap().to_path_buf();
+    let config = dir.join("odd.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_privaci"))
+        .args([
+            "scan",
+            "--source",
+            &conninfo(&c, c.port(), "owner", "odd"),
+            "--output",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        !written.contains("KEYSECRET") && !stderr.contains("KEYSECRET"),
+        "a JSON key that is data was shown:\n{written}"
+    );
+    let line = |col: &str| {
+        written
+            .lines()
+            .find(|l| l.starts_with(&format!("{col} = ")))
+            .unwrap_or_else(|| panic!("{col} not in the config:\n{written}"))
+            .to_string()
+    };
+    assert_eq!(
+        line("\"\\\"E-Mail Adresse\\\"\""),
+        "\"\\\"E-Mail Adresse\\\"\" = \"email\""
+    );
+    assert_eq!(
+        line("\"\\\"line\\nbreak\\\"\""),
+        "\"\\\"line\\nbreak\\\"\" = \"keep\""
+    );
+    // A key joined by a foreign key: both ends masked alike, with a bijective strategy.
+    assert_eq!(line("customer_email"), "customer_email = \"email\"");
+    assert!(
+        line("doc").contains("\"$..contact_email\" = \"email\""),
+        "{written}"
+    );
+    // Data in JSON keys: the whole document goes.
+    assert_eq!(line("by_mail"), "by_mail = \"null\"");
+    // inet NOT NULL without a default: nothing fits, kept and flagged.
+    assert_eq!(line("client_ip"), "client_ip = \"keep\"");
+    assert!(written.contains("# REVIEW: ip_address"), "{written}");
+    assert!(stderr.contains("public.orders.client_ip"), "{stderr}");
+    assert!(
+        !written.contains("nick ="),
+        "generated columns are not listed"
+    );
+
+    // `default` on that column is refused by validation, not left to fail in the clone.
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        written.replace("client_ip = \"keep\"", "client_ip = \"default\""),
+    )
+    .unwrap();
+    let mut v = Command::new(env!("CARGO_BIN_EXE_privaci"));
+    v.args([
+        "validate",
+        "--source",
+        &conninfo(&c, c.port(), "owner", "odd"),
+        "--config",
+    ])
+    .arg(&bad);
+    let (code, text) = output(v);
+    assert_eq!(code, 3, "{text}");
+    assert!(text.contains("NOT NULL and has none"), "{text}");
+
+    let mut clone = fixture_clone::between(&c, "clone", "odd", "copy", &config);
+    clone.arg("--quiet");
+    let (code, text) = output(clone);
+    assert_eq!(code, 0, "{text}");
+    let mut verify = fixture_clone::between(&c, "verify", "odd", "copy", &config);
+    verify.arg("--deep");
+    let (code, text) = output(verify);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        c.psql(
+            "copy",
+            "SELECT count(*) FROM orders WHERE by_mail IS NULL AND doc::text NOT LIKE '%z1@x.com%'"
+        ),
+        "500"
+    );
+}

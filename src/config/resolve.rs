@@ -75,6 +75,15 @@ impl ResolvedTable {
                 }
                 StrategySpec::Keep => ColumnAction::Keep,
                 StrategySpec::Default => ColumnAction::Omit,
+                // NULL is written the same for every type.
+                StrategySpec::Null if c.spec.is_none() => ColumnAction::Mask(
+                    build(
+                        &StrategySpec::Null,
+                        &ColumnSpec::new(&c.name, TypeKind::Bytea),
+                        key,
+                    )
+                    .map_err(|e| format!("column \"{}\": {e}", c.name))?,
+                ),
                 s => {
                     let spec = c.spec.as_ref().ok_or_else(|| {
                         format!(
@@ -123,6 +132,20 @@ pub fn column_spec(col: &Column) -> Option<ColumnSpec> {
         return Some(spec);
     }
     ColumnSpec::from_type_name(&col.name, &col.base_type_name, col.not_null)
+}
+
+/// Whether `oid` is a domain with a DEFAULT.
+fn domain_default(cat: &Catalog, oid: u32) -> bool {
+    cat.types.iter().any(|t| {
+        t.oid == oid
+            && matches!(
+                &t.def,
+                crate::catalog::TypeDef::Domain {
+                    default: Some(_),
+                    ..
+                }
+            )
+    })
 }
 
 /// Strategies that keep distinct values distinct, so keys and unique indexes survive
@@ -457,6 +480,21 @@ pub fn resolve(
                 }
             };
             let spec = column_spec(col);
+            // `default` leaves the column out of the target's COPY: a NOT NULL column needs a
+            // DEFAULT (its own, its domain's, or an identity) or every row is refused.
+            if strategy == StrategySpec::Default
+                && col.not_null
+                && col.default.is_none()
+                && col.identity.is_none()
+                && col.generated.is_none()
+                && !domain_default(cat, col.type_oid)
+            {
+                errors.push(err(
+                    line,
+                    format!("table \"{}\", column \"{}\"", t.name, col.name),
+                    "strategy \"default\" leaves the column to the target's DEFAULT, but it is NOT NULL and has none: every row would be refused; use another strategy, or give the column a DEFAULT".into(),
+                ));
+            }
             // Checks are made once, on the table that owns the rules.
             if owner == t.name && !matches!(strategy, StrategySpec::Keep | StrategySpec::Default) {
                 let place = format!("table \"{}\", column \"{}\"", t.name, col.name);
@@ -464,6 +502,12 @@ pub fn resolve(
                     errors.push(err(line, place.clone(), "is a generated column: the target computes it, so it is never copied or masked; remove it from the config".into()));
                 } else {
                     match &spec {
+                        // NULL needs no reading of the type: only a NOT NULL column refuses it.
+                        None if strategy == StrategySpec::Null => {
+                            if col.not_null {
+                                errors.push(err(line, place.clone(), "strategy \"null\" on a NOT NULL column: every row would be rejected; use \"default\" (with a DEFAULT) or keep".into()));
+                            }
+                        }
                         None => errors.push(err(
                             line,
                             place.clone(),

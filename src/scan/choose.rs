@@ -51,6 +51,8 @@ pub fn candidates(
             encoding: crate::mask::HashEncoding::Hex,
             length: None,
         }],
+        // No path to mask (or a personal key no path can reach): the whole document.
+        Kind::Json if json.is_empty() => Vec::new(),
         Kind::Json => vec![Json {
             paths: json
                 .iter()

@@ -40,6 +40,9 @@ pub struct Class {
     pub matched: usize,
     pub sampled: usize,
     pub json: Vec<JsonPath>,
+    /// Personal JSON keys no path can address (a `.` or `[` in the key): the whole
+    /// document must be masked.
+    pub json_unaddressable: Vec<String>,
 }
 
 /// Counts of each detector over a column's values.
@@ -156,6 +159,7 @@ fn class(kind: Kind, by_name: Option<&str>, matched: usize, sampled: usize) -> C
         matched,
         sampled,
         json: Vec::new(),
+        json_unaddressable: Vec::new(),
     }
 }
 
@@ -462,6 +466,26 @@ fn date(name: &str, hint: Option<(Kind, bool)>, values: &[&str], person_table: b
     Class::default()
 }
 
+/// A JSON key that is a value (an e-mail address, a phone number, a person's name...).
+fn key_is_data(k: &str) -> bool {
+    detect::email(k)
+        || detect::phone(k)
+        || detect::national_id(k)
+        || detect::card(k)
+        || detect::iban(k)
+        || detect::ip(k)
+        || detect::full_name(k)
+}
+
+/// A key a path can address and a comment can show: a name of letters, digits, `_`, `-`
+/// and spaces, not all digits.
+fn nameable(k: &str) -> bool {
+    (1..=64).contains(&k.chars().count())
+        && k.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == ' ')
+        && !k.chars().all(|c| c.is_ascii_digit())
+}
+
 /// JSON documents: each key's string and number values are classified like a column named
 /// after the key; personal keys become `$..key` paths.
 fn json(values: &[&str]) -> Class {
@@ -471,6 +495,14 @@ fn json(values: &[&str]) -> Class {
         match v {
             serde_json::Value::Object(m) => {
                 for (k, x) in m {
+                    // Every key is seen, also those above objects and arrays.
+                    if !matches!(
+                        x,
+                        serde_json::Value::String(_) | serde_json::Value::Number(_)
+                    ) && out.len() < 10_000
+                    {
+                        out.entry(k.clone()).or_default();
+                    }
                     walk(x, Some(k), out);
                 }
             }
@@ -506,14 +538,32 @@ fn json(values: &[&str]) -> Class {
         }
     }
     let mut paths = Vec::new();
-    for (key, vals) in &by_key {
-        // Paths address keys by name: one with `.` or `[` cannot be written.
-        if key.is_empty() || key.contains(['.', '[', ']']) {
-            continue;
-        }
+    let mut unaddressable = Vec::new();
+    // Keys that are themselves data (`{"ada@example.com": ...}`): never named, and the
+    // document is masked whole.
+    let data_keys = by_key.keys().filter(|k| key_is_data(k)).count();
+    if data_keys > 0 {
+        unaddressable.push(format!(
+            "{data_keys} key(s) that are themselves personal data"
+        ));
+    }
+    for (key, vals) in by_key.iter().filter(|(k, _)| !key_is_data(k)) {
         let refs: Vec<&str> = vals.iter().map(String::as_str).collect();
         let c = text(key, names::hint(key), &refs);
-        if let Some(kind) = c.kind.filter(|k| k.fits_json()) {
+        let Some(kind) = c.kind.filter(|k| k.fits_json()) else {
+            continue;
+        };
+        // Paths address keys by name: one with `.` or `[` (or unlike a name) cannot be
+        // written, nor shown.
+        if !nameable(key) {
+            unaddressable.push(format!(
+                "a key of {} characters ({})",
+                key.chars().count(),
+                kind.label()
+            ));
+            continue;
+        }
+        {
             paths.push(JsonPath {
                 key: key.clone(),
                 kind,
@@ -521,25 +571,34 @@ fn json(values: &[&str]) -> Class {
             });
         }
     }
-    if paths.is_empty() {
+    if paths.is_empty() && unaddressable.is_empty() {
         return Class {
             sampled: docs,
             ..Class::default()
         };
     }
+    let mut keys: Vec<String> = paths
+        .iter()
+        .map(|p| format!("{} ({})", p.key, p.kind.label()))
+        .collect();
+    keys.extend(unaddressable.iter().cloned());
+    let mut evidence = format!(
+        "{} personal key(s) in {docs} sampled documents: {}",
+        keys.len(),
+        keys.join(", ")
+    );
+    if !unaddressable.is_empty() {
+        evidence.push_str(&format!(
+            "; {} cannot be reached by a JSON path, so the whole document is masked",
+            unaddressable.join(", ")
+        ));
+    }
     Class {
         kind: Some(Kind::Json),
-        evidence: format!(
-            "{} personal key(s) in {docs} sampled documents: {}",
-            paths.len(),
-            paths
-                .iter()
-                .map(|p| format!("{} ({})", p.key, p.kind.label()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        evidence,
         matched: docs,
         sampled: docs,
         json: paths,
+        json_unaddressable: unaddressable,
     }
 }

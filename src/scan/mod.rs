@@ -474,7 +474,8 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
         let json = slots
             .iter()
             .filter(|s| s.group == leader)
-            .find(|s| !s.class.json.is_empty())
+            .find(|s| !s.class.json.is_empty() || !s.class.json_unaddressable.is_empty())
+            .filter(|s| s.class.json_unaddressable.is_empty())
             .map(|s| s.class.json.clone())
             .unwrap_or_default();
         g.choices = choose::candidates(kind, lead.category, key, &json);

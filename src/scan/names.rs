@@ -117,12 +117,17 @@ pub const PERSON_WORDS: &[&str] = &[
     "volunteer", "donor", "player",
 ];
 
+/// Hints matched only as whole words.
+const ABBREVIATIONS: &[&str] = &["fname", "lname", "ccnum", "passwd", "ipaddr"];
+
 fn matches(words: &[String], compact: &str, hint: &str) -> bool {
     let hw: Vec<&str> = hint.split(' ').collect();
     if hw.len() == 1 {
         let h = hw[0];
         // Long words also inside compound names; short ones only as whole words.
-        return words.iter().any(|w| w == h) || (h.chars().count() >= 5 && compact.contains(h));
+        // Abbreviations only as whole words: `lname` is not inside `fullname`.
+        let inside = h.chars().count() >= 5 && !ABBREVIATIONS.contains(&h);
+        return words.iter().any(|w| w == h) || (inside && compact.contains(h));
     }
     words
         .windows(hw.len())
@@ -196,5 +201,7 @@ mod tests {
         assert_eq!(hint("customer_name"), Some((Kind::FullName, false)));
         assert_eq!(hint("product_name"), Some((Kind::FullName, true)));
         assert_eq!(k("first"), None);
+        assert_eq!(k("full_name"), Some(Kind::FullName));
+        assert_eq!(k("lname"), Some(Kind::LastName));
     }
 }
