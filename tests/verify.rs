@@ -294,3 +294,56 @@ fn deep_finds_a_masked_value_copied_into_a_kept_column() {
         "a value in the report:\n{text}"
     );
 }
+
+#[test]
+fn ddl_queued_during_verify_waits_for_it_and_does_not_stall_it() {
+    let c = fixture_clone::cluster_with_roles(&["owner", "cloner"], &[]);
+    c.psql("postgres", "CREATE DATABASE src OWNER owner");
+    c.psql("postgres", "CREATE DATABASE copy OWNER cloner");
+    c.psql(
+        "src",
+        "SET ROLE owner;
+         CREATE TABLE big (id int PRIMARY KEY, email text NOT NULL, note text);
+         INSERT INTO big SELECT g, 'user' || g || '@example.com', repeat('x', 50) FROM generate_series(1, 400000) g;
+         CREATE TABLE small (id int PRIMARY KEY);
+         INSERT INTO small SELECT generate_series(1, 10);
+         ANALYZE;",
+    );
+    let config = work_dir(&c).join("big.toml");
+    std::fs::write(&config, "[tables.big.columns]\nemail = \"email\"\n").unwrap();
+    let mut clone = fixture_clone::between(&c, "clone", "src", "copy", &config);
+    clone.arg("--quiet");
+    let (code, text) = output(clone);
+    assert_eq!(code, 0, "{text}");
+
+    // Verify reads the big table while a TRUNCATE of it (and of the small one, which the
+    // jobs have not read yet) is queued on the source: the TRUNCATE waits for verify, and
+    // verify does not wait for it (the small table goes to the session holding its lock).
+    // One job: it reads the big table first, then comes to the small one with the TRUNCATE
+    // queued on it.
+    let mut cmd = fixture_clone::between(&c, "verify", "src", "copy", &config);
+    cmd.args(["--format", "json", "--jobs", "1"]);
+    let child = fixture_clone::spawn(cmd);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let started = std::time::Instant::now();
+    let ddl = c
+        .psql_command(
+            "src",
+            "SET lock_timeout = '60s'; BEGIN; TRUNCATE small, big; ROLLBACK;",
+        )
+        .output()
+        .unwrap();
+    let waited = started.elapsed();
+    let (code, text) = fixture_clone::finish(child);
+    assert!(
+        ddl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ddl.stderr)
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("\"passed\": true"), "{text}");
+    assert!(
+        waited > std::time::Duration::from_millis(100),
+        "the TRUNCATE did not wait for verify ({waited:?}): verify finished first, the test saw nothing"
+    );
+}

@@ -376,6 +376,10 @@ pub struct VerifyArgs {
     /// 1GB, 500MB, 64kB or bytes.
     #[arg(long, value_name = "SIZE", default_value = "512MB", value_parser = parse_size)]
     pub max_memory: i64,
+    /// How long to wait for the lock on each table (ACCESS SHARE on both sides, as the clone
+    /// takes on the source: TRUNCATE and rewriting ALTER TABLE wait until verify is done).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub lock_wait_timeout: std::time::Duration,
     #[command(flatten)]
     pub filter: FilterArgs,
     /// Output format.

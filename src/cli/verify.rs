@@ -45,6 +45,7 @@ pub async fn run(args: VerifyArgs) -> i32 {
         jobs,
         max_memory: args.max_memory.max(0) as u64,
         deep: args.deep,
+        lock_timeout: args.lock_wait_timeout,
     };
     let check_key = key.clone();
     let result = verify::run(opts, key, move |cat| {

@@ -39,6 +39,17 @@ pub async fn take(
     filter: &Filter,
     lock_timeout: Duration,
 ) -> Result<Snapshot, Error> {
+    take_on(conn, filter, lock_timeout, "source").await
+}
+
+/// `take` on either server (`side` names it in messages): `privaci verify` holds both sides
+/// this way, so a TRUNCATE during its reads waits instead of showing an empty table.
+pub async fn take_on(
+    conn: &mut Connection,
+    filter: &Filter,
+    lock_timeout: Duration,
+    side: &str,
+) -> Result<Snapshot, Error> {
     conn.execute(SOURCE_SESSION_SETTINGS).await?;
     for _ in 0..ATTEMPTS {
         let tables = catalog::lockable_tables(conn, filter).await?;
@@ -47,7 +58,7 @@ pub async fn take(
             lock_timeout.as_millis().max(1)
         ))
         .await?;
-        match lock_all(conn, &tables, lock_timeout).await {
+        match lock_all(conn, &tables, lock_timeout, side).await {
             Ok(()) => {}
             Err(LockFailure::Vanished) => {
                 conn.execute("ROLLBACK").await?;
@@ -64,7 +75,10 @@ pub async fn take(
             .first()
             .and_then(|r| r.first().cloned().flatten())
             .ok_or_else(|| {
-                Error::new(ErrorKind::Protocol, "the source did not export a snapshot")
+                Error::new(
+                    ErrorKind::Protocol,
+                    format!("the {side} did not export a snapshot"),
+                )
             })?;
         let cat = catalog::load(conn, filter).await?;
         // A table created between the listing and the snapshot is in the catalog but was not
@@ -86,7 +100,7 @@ pub async fn take(
     }
     Err(Error::new(
         ErrorKind::Db,
-        format!("tables on the source were created or dropped continuously while privaci tried to lock them ({ATTEMPTS} tries): run again when the schema is not changing"),
+        format!("tables on the {side} were created or dropped continuously while privaci tried to lock them ({ATTEMPTS} tries): run again when the schema is not changing"),
     ))
 }
 
@@ -100,6 +114,7 @@ async fn lock_all(
     conn: &mut Connection,
     tables: &[QualifiedName],
     timeout: Duration,
+    side: &str,
 ) -> Result<(), LockFailure> {
     for batch in tables.chunks(LOCKS_PER_MESSAGE) {
         let sql: String = batch
@@ -115,22 +130,22 @@ async fn lock_all(
                 Some("55P03") => LockFailure::Fatal(Error::new(
                     ErrorKind::Db,
                     format!(
-                        "could not lock source table {table} within {} s: another session holds a conflicting lock (ALTER TABLE, TRUNCATE, VACUUM FULL, CLUSTER, REINDEX, DROP...), or waits for one; run again when it is done, or wait longer with --lock-wait-timeout",
+                        "could not lock {side} table {table} within {} s: another session holds a conflicting lock (ALTER TABLE, TRUNCATE, VACUUM FULL, CLUSTER, REINDEX, DROP...), or waits for one; run again when it is done, or wait longer with --lock-wait-timeout",
                         timeout.as_secs_f64()
                     ),
                 )),
                 Some("42501") => LockFailure::Fatal(Error::new(
                     ErrorKind::Db,
-                    format!("the source role may not lock table {table} (it needs SELECT on it): GRANT SELECT, or exclude it with --exclude-table"),
+                    format!("the {side} role may not lock table {table} (it needs SELECT on it): GRANT SELECT, or exclude it with --exclude-table"),
                 )),
                 Some("53200") => LockFailure::Fatal(Error::new(
                     ErrorKind::Db,
                     format!(
-                        "the source ran out of lock slots while locking {} tables (at {table}): raise max_locks_per_transaction on the source, or clone fewer tables per run (--include-schema, --exclude-table)",
+                        "the {side} ran out of lock slots while locking {} tables (at {table}): raise max_locks_per_transaction on the {side}, or take fewer tables per run (--include-schema, --exclude-table)",
                         tables.len()
                     ),
                 )),
-                _ => LockFailure::Fatal(e.context(format!("locking source table {table}"))),
+                _ => LockFailure::Fatal(e.context(format!("locking {side} table {table}"))),
             });
         }
     }

@@ -6,6 +6,7 @@
 //! objects by kind and name, sequence positions; and the target's foreign keys hold.
 
 pub mod deep;
+mod jobs;
 pub mod objects;
 pub mod report;
 pub mod rows;
@@ -17,14 +18,15 @@ use std::time::Instant;
 
 use crate::catalog::{self, Catalog, Filter};
 use crate::config::resolve::{ResolvedTable, RuleSource};
-use crate::conn::{connect, Connection};
+use crate::conn::connect;
 use crate::conninfo::Config;
+use crate::engine::snapshot::take_on;
 use crate::error::{Error, ErrorKind};
 use crate::mask::remap::{OidMap, FIRST_NORMAL_OID};
-use crate::mask::{MaskKey, StrategySpec};
+use crate::mask::MaskKey;
 
 pub use report::{Finding, Report, TableLine};
-use table::{Hashes, TableSpec};
+use table::Hashes;
 
 /// Settings of every verify session: RLS is an error rather than hidden rows, and text
 /// values (tables without binary I/O) print the same on both servers.
@@ -41,6 +43,8 @@ pub struct Options {
     /// Bytes of value hashes all jobs together may hold.
     pub max_memory: u64,
     pub deep: bool,
+    /// How long to wait for each table's lock.
+    pub lock_timeout: std::time::Duration,
 }
 
 /// What the jobs share.
@@ -55,6 +59,8 @@ struct Ctx {
     oids: Arc<OidMap>,
     hashes: Hashes,
     work: Mutex<Vec<Item>>,
+    /// Items whose tables a job could not lock without waiting.
+    deferred: Mutex<Vec<Item>>,
     findings: Mutex<Vec<Finding>>,
     tables: Mutex<Vec<TableLine>>,
     bytes: std::sync::atomic::AtomicU64,
@@ -66,30 +72,6 @@ enum Item {
     Table(usize),
     /// A foreign key of the target: (table index, constraint index).
     ForeignKey(usize, usize),
-}
-
-/// A session in a snapshot: settings, then a read-only transaction that imports it.
-async fn open(cfg: &Config, snapshot: Option<&str>) -> Result<Connection, Error> {
-    let mut conn = connect(cfg).await?;
-    conn.execute(SESSION_SETTINGS).await?;
-    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .await?;
-    if let Some(s) = snapshot {
-        conn.execute(&format!(
-            "SET TRANSACTION SNAPSHOT {}",
-            catalog::quote_literal(s)
-        ))
-        .await?;
-    }
-    Ok(conn)
-}
-
-async fn export(conn: &mut Connection) -> Result<String, Error> {
-    conn.query_text("SELECT pg_export_snapshot()")
-        .await?
-        .first()
-        .and_then(|r| r.first().cloned().flatten())
-        .ok_or_else(|| Error::new(ErrorKind::Protocol, "the server did not export a snapshot"))
 }
 
 /// Why verify did not produce a report.
@@ -114,20 +96,21 @@ pub async fn run(
     resolve: impl FnOnce(&Catalog) -> Result<Vec<ResolvedTable>, String>,
 ) -> Result<Report, Failure> {
     let started = Instant::now();
-    let mut src = open(&opts.source, None)
+    // Each side's tables are locked (ACCESS SHARE, as the clone does) before its snapshot
+    // is taken: a TRUNCATE or table rewrite during verify waits instead of making a table
+    // look empty to the snapshot.
+    let mut src = connect(&opts.source)
         .await
         .map_err(|e| e.context("source"))?;
-    let mut tgt = open(&opts.target, None)
+    let mut tgt = connect(&opts.target)
         .await
         .map_err(|e| e.context("target"))?;
-    let source_snapshot = export(&mut src).await.map_err(|e| e.context("source"))?;
-    let target_snapshot = export(&mut tgt).await.map_err(|e| e.context("target"))?;
-    let source = catalog::load(&mut src, &opts.filter)
-        .await
-        .map_err(|e| e.context("source catalog"))?;
-    let target = catalog::load(&mut tgt, &opts.filter)
-        .await
-        .map_err(|e| e.context("target catalog"))?;
+    let s = take_on(&mut src, &opts.filter, opts.lock_timeout, "source").await?;
+    let t = take_on(&mut tgt, &opts.filter, opts.lock_timeout, "target").await?;
+    src.execute(SESSION_SETTINGS).await?;
+    tgt.execute(SESSION_SETTINGS).await?;
+    let (source_snapshot, source) = (s.id, s.catalog);
+    let (target_snapshot, target) = (t.id, t.catalog);
     let resolved = resolve(&source).map_err(Failure::Config)?;
     let oids = catalog::oid_map(
         catalog::type_oids(&mut src, FIRST_NORMAL_OID).await?,
@@ -174,6 +157,7 @@ pub async fn run(
         oids: Arc::new(oids),
         hashes: Hashes::new(),
         work: Mutex::new(work.into_iter().map(|(_, i)| i).collect()),
+        deferred: Mutex::new(Vec::new()),
         findings: Mutex::new(findings),
         tables: Mutex::new(Vec::new()),
         bytes: Default::default(),
@@ -184,7 +168,7 @@ pub async fn run(
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..jobs {
         let ctx = ctx.clone();
-        set.spawn(async move { job(&ctx).await });
+        set.spawn(async move { jobs::job(&ctx).await });
     }
     let mut failure = None;
     while let Some(done) = set.join_next().await {
@@ -201,6 +185,12 @@ pub async fn run(
     }
     if let Some(e) = failure {
         return Err(Failure::Run(e));
+    }
+    // Items a job could not lock at once (DDL was queued on a table): the coordinators hold
+    // every lock already.
+    let deferred = std::mem::take(&mut *lock(&ctx.deferred));
+    for item in deferred {
+        jobs::run_item(&ctx, item, &mut src, &mut tgt, true).await?;
     }
     if ctx.opts.deep {
         let found = deep::run(&ctx, &mut src, &mut tgt).await?;
@@ -228,181 +218,8 @@ pub async fn run(
     })
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// One job: a session on each side in the snapshots, items until none are left.
-async fn job(ctx: &Ctx) -> Result<(), Error> {
-    let mut source = open(&ctx.opts.source, Some(&ctx.source_snapshot))
-        .await
-        .map_err(|e| e.context("source"))?;
-    let mut target = open(&ctx.opts.target, Some(&ctx.target_snapshot))
-        .await
-        .map_err(|e| e.context("target"))?;
-    loop {
-        let Some(item) = lock(&ctx.work).pop() else {
-            break;
-        };
-        match item {
-            Item::Table(i) => {
-                check_table(ctx, &ctx.source.tables[i], &mut source, &mut target).await?
-            }
-            Item::ForeignKey(ti, ci) => {
-                let t = &ctx.target.tables[ti];
-                let fk = &t.constraints[ci];
-                let Some(sql) = objects::orphans_sql(&ctx.target, t, fk) else {
-                    continue;
-                };
-                let found = match target.query_text(&sql).await {
-                    Ok(rows) => {
-                        let n = rows
-                            .first()
-                            .and_then(|r| r.first().cloned().flatten())
-                            .and_then(|s| s.parse::<u64>().ok())
-                            .unwrap_or(0);
-                        (n > 0).then(|| {
-                            Finding::foreign_key(&t.name.to_string(), &fk.name, &fk.columns, n)
-                        })
-                    }
-                    Err(e) if e.code().is_some() => Some(Finding::error(
-                        &t.name.to_string(),
-                        &format!("checking foreign key {}: {}", fk.name, e.message()),
-                    )),
-                    Err(e) => return Err(e.context("target")),
-                };
-                lock(&ctx.findings).extend(found);
-            }
-        }
-    }
-    let _ = source.execute("COMMIT").await;
-    let _ = target.execute("COMMIT").await;
-    let _ = source.close().await;
-    let _ = target.close().await;
-    Ok(())
-}
-
-async fn check_table(
-    ctx: &Ctx,
-    t: &catalog::Table,
-    source: &mut Connection,
-    target: &mut Connection,
-) -> Result<(), Error> {
-    let name = t.name.to_string();
-    let Some(resolved) = ctx.resolved.get(&t.name) else {
-        return Ok(());
-    };
-    let Some(theirs) = ctx.target.table(&t.name.schema, &t.name.name) else {
-        // Listed with the missing objects; nothing to read.
-        return Ok(());
-    };
-    let quoted = |n: &str| catalog::quote_ident(n);
-    let mut spec = TableSpec {
-        resolved,
-        quoted: t.name.quoted.clone(),
-        source_cols: Vec::new(),
-        target_cols: Vec::new(),
-        target_names: Vec::new(),
-        masked: Vec::new(),
-        binary: resolved.text_fallback.is_empty(),
-        estimated_rows: t.estimated_rows,
-    };
-    let mut missing = Vec::new();
-    for c in resolved.columns.iter().filter(|c| c.copied) {
-        let si = spec.source_cols.len();
-        spec.source_cols.push(quoted(&c.name));
-        if c.strategy == StrategySpec::Default {
-            continue;
-        }
-        if !theirs.columns.iter().any(|x| x.name == c.name) {
-            missing.push(c.name.clone());
-            continue;
-        }
-        let ti = spec.target_cols.len();
-        spec.target_cols.push(quoted(&c.name));
-        spec.target_names.push(c.name.clone());
-        if c.strategy != StrategySpec::Keep {
-            spec.masked.push((si, ti));
-        }
-    }
-    if !missing.is_empty() {
-        // Listed with the missing objects; the rows cannot be compared column by column.
-        return Ok(());
-    }
-    let env = table::Env {
-        key: ctx.key.as_ref(),
-        oids: &ctx.oids,
-        hashes: &ctx.hashes,
-        budget: (ctx.opts.max_memory / ctx.opts.jobs.max(1) as u64).max(4096),
-    };
-    let outcome = match table::check(&env, &spec, source, target).await {
-        Ok(o) => o,
-        // A server error (the target's table differs, a type cannot be read) fails this
-        // table's check; a lost connection fails the run.
-        Err(e) if e.code().is_some() || e.kind() == ErrorKind::Mask => {
-            // The session's transaction is aborted: start again in the same snapshots.
-            source.execute("ROLLBACK").await.ok();
-            target.execute("ROLLBACK").await.ok();
-            *source = open(&ctx.opts.source, Some(&ctx.source_snapshot)).await?;
-            *target = open(&ctx.opts.target, Some(&ctx.target_snapshot)).await?;
-            lock(&ctx.findings).push(Finding::error(&name, e.message()));
-            lock(&ctx.tables).push(TableLine {
-                table: name,
-                source_rows: None,
-                target_rows: None,
-                masked_columns: spec.masked.len(),
-                passes: 0,
-                ok: false,
-            });
-            return Ok(());
-        }
-        Err(e) => return Err(e),
-    };
-    ctx.bytes
-        .fetch_add(outcome.bytes_read, std::sync::atomic::Ordering::Relaxed);
-    let mut found = Vec::new();
-    if outcome.source_rows != outcome.target_rows {
-        found.push(Finding::row_count(
-            &name,
-            outcome.source_rows,
-            outcome.target_rows,
-        ));
-    } else {
-        for &i in &outcome.columns_differ {
-            let col = &spec.target_names[i];
-            let masked = spec.masked.iter().any(|&(_, ti)| ti == i);
-            let origin = resolved
-                .columns
-                .iter()
-                .find(|c| &c.name == col)
-                .map(|c| c.source.clone());
-            found.push(Finding::column_differs(&name, col, masked, origin.as_ref()));
-        }
-        if outcome.rows_differ {
-            found.push(Finding::rows_differ(&name));
-        }
-    }
-    for leak in &outcome.leaks {
-        if leak.leaked() > 0 {
-            let unsure = outcome.columns_differ.contains(&leak.column);
-            found.push(Finding::leak(
-                &name,
-                &spec.target_names[leak.column],
-                leak,
-                unsure,
-            ));
-        }
-    }
-    lock(&ctx.tables).push(TableLine {
-        table: name,
-        source_rows: Some(outcome.source_rows),
-        target_rows: Some(outcome.target_rows),
-        masked_columns: spec.masked.len(),
-        passes: outcome.passes,
-        ok: found.is_empty(),
-    });
-    lock(&ctx.findings).extend(found);
-    Ok(())
 }
 
 /// Whether a column's rule came from the config (for messages).
