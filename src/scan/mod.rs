@@ -230,11 +230,18 @@ async fn sample(
     read_rows(conn, &select("")).await
 }
 
-/// A query's rows as text (bytes that are not UTF-8 replaced, not refused).
+/// A query's rows as text (bytes that are not UTF-8 replaced, not refused). It runs under
+/// a savepoint, in the same message (one round trip per table): after an error the caller
+/// rolls back to it and the transaction goes on.
 async fn read_rows(conn: &mut Connection, sql: &str) -> Result<Vec<Vec<Option<String>>>, Error> {
-    let results = conn.simple_query(sql).await?;
+    let results = conn
+        .simple_query(&format!(
+            "SAVEPOINT privaci_scan; {sql}; RELEASE SAVEPOINT privaci_scan"
+        ))
+        .await?;
     Ok(results
-        .last()
+        .iter()
+        .find(|r| !r.columns.is_empty())
         .map(|r| {
             r.rows
                 .iter()
@@ -332,12 +339,8 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
             note = Some("the role may not read it: classified by column names only".to_string());
             Vec::new()
         } else {
-            conn.execute("SAVEPOINT privaci_scan").await?;
             match sample(&mut conn, t, rows, &exprs, opts.sample).await {
-                Ok(r) => {
-                    conn.execute("RELEASE SAVEPOINT privaci_scan").await?;
-                    r
-                }
+                Ok(r) => r,
                 Err(e) if e.code().is_some() => {
                     conn.execute("ROLLBACK TO SAVEPOINT privaci_scan").await?;
                     note = Some(format!(
@@ -463,17 +466,21 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
             g.kind = s.class.kind;
         }
     }
+    let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, s) in slots.iter().enumerate() {
+        members.entry(s.group).or_default().push(i);
+    }
     for (&leader, g) in groups.iter_mut() {
         let Some(kind) = g.kind else {
             continue;
         };
         let lead = &slots[leader];
-        let members = slots.iter().filter(|s| s.group == leader).count();
-        let key =
-            members > 1 || keys.contains(&(tables[lead.table].name.clone(), lead.column.clone()));
-        let json = slots
+        let group = &members[&leader];
+        let key = group.len() > 1
+            || keys.contains(&(tables[lead.table].name.clone(), lead.column.clone()));
+        let json = group
             .iter()
-            .filter(|s| s.group == leader)
+            .map(|&i| &slots[i])
             .find(|s| !s.class.json.is_empty() || !s.class.json_unaddressable.is_empty())
             .filter(|s| s.class.json_unaddressable.is_empty())
             .map(|s| s.class.json.clone())
@@ -615,6 +622,7 @@ fn render(
     ));
     let mut lines = HashMap::new();
     let mut line = out.lines().count() + 1;
+    let mut next = 0;
     for (ti, t) in tables.iter().enumerate() {
         let header = format!(
             "\n[tables.{}.columns]\n",
@@ -626,7 +634,10 @@ fn render(
         );
         line += 2;
         out.push_str(&header);
-        for (si, s) in slots.iter().enumerate().filter(|(_, s)| s.table == ti) {
+        // Slots were made table by table: this table's are the run from `next`.
+        while next < slots.len() && slots[next].table == ti {
+            let (si, s) = (next, &slots[next]);
+            next += 1;
             let g = &groups[&s.group];
             // A name with a line break must not end the comment.
             let ev = evidence(s, g).replace(|c: char| c.is_control(), " ");
