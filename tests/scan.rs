@@ -236,6 +236,36 @@ fn scan_refuses_nothing_it_cannot_read_and_bounds_its_sample() {
     let sampled = big["sampled_rows"].as_u64().unwrap();
     assert!((100..=500).contains(&sampled), "sampled {sampled}");
     assert_eq!(big["columns"][1]["kind"], "email");
+
+    // A config already there is not replaced without --force.
+    let path = c.socket_dir().parent().unwrap().join("mine.toml");
+    std::fs::write(&path, "# edited by hand\n").unwrap();
+    let scan_to = |force: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_privaci"));
+        cmd.args([
+            "scan",
+            "--source",
+            &conninfo(&c, c.port(), "reader", "db"),
+            "--output",
+        ])
+        .arg(&path);
+        if force {
+            cmd.arg("--force");
+        }
+        output(cmd)
+    };
+    let (code, text) = scan_to(false);
+    assert_eq!(code, 64, "{text}");
+    assert!(text.contains("--force"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "# edited by hand\n"
+    );
+    let (code, text) = scan_to(true);
+    assert_eq!(code, 0, "{text}");
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("unlisted_columns = \"fail\""));
 }
 
 #[test]

@@ -342,9 +342,13 @@ pub struct ScanArgs {
     /// Rows sampled per table (a block sample spread over big tables).
     #[arg(long, value_name = "ROWS", default_value_t = 2000)]
     pub sample: usize,
-    /// Write the config to this file (text format prints it when no file is given).
+    /// Write the config to this file (text format prints it when no file is given). An
+    /// existing file is not replaced without --force.
     #[arg(long, value_name = "FILE")]
     pub output: Option<std::path::PathBuf>,
+    /// Replace the --output file if it exists.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
     /// text: the config; json: the classification of every column (kind, strategy,

@@ -17,6 +17,13 @@ pub async fn run(args: ScanArgs) -> i32 {
             return exit::FAILED;
         }
     };
+    if let Some(path) = args.output.as_ref().filter(|p| p.exists() && !args.force) {
+        eprintln!(
+            "privaci: {} exists (a config you may have edited): pass --force to replace it, or choose another --output",
+            path.display()
+        );
+        return exit::USAGE;
+    }
     if args.sample == 0 {
         eprintln!("privaci: --sample must be at least 1 row");
         return exit::USAGE;
@@ -35,7 +42,12 @@ pub async fn run(args: ScanArgs) -> i32 {
         }
     };
     if let Some(path) = &args.output {
-        if let Err(e) = std::fs::write(path, &report.config) {
+        // Written beside it and renamed: an interrupted write never leaves half a config.
+        let partial = path.with_extension("toml.partial");
+        if let Err(e) =
+            std::fs::write(&partial, &report.config).and_then(|()| std::fs::rename(&partial, path))
+        {
+            let _ = std::fs::remove_file(&partial);
             eprintln!("privaci: could not write {}: {e}", path.display());
             return exit::FAILED;
         }
