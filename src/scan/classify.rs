@@ -304,13 +304,10 @@ fn text(name: &str, hint: Option<(Kind, bool)>, values: &[&str]) -> Class {
         .iter()
         .filter(|(_, m)| share(*m, 6, 10) && *m == top)
         .min_by_key(|(k, _)| hint.is_none_or(|h| h.0 != *k));
-    if let Some((kind, m)) = best {
-        let by_name = hint.filter(|h| h.0 == *kind).map(|_| name);
-        return class(*kind, by_name, *m, n);
-    }
-    if let Some((kind, weak)) = hint {
+    // What the name says, if the values do not contradict it.
+    let accepted: Option<(Kind, usize)> = hint.and_then(|(kind, weak)| {
         let none = n == 0;
-        let accepted: Option<(Kind, usize)> = match kind {
+        match kind {
             _ if weak => {
                 // A bare `name`: the values must be people's names.
                 if share(c.full, 3, 10) {
@@ -354,10 +351,25 @@ fn text(name: &str, hint: Option<(Kind, bool)>, values: &[&str]) -> Class {
             Kind::Secret => Some((kind, n)),
             Kind::Image => share(c.image_text, 5, 10).then_some((kind, c.image_text)),
             Kind::FreeText | Kind::Json => None,
-        };
-        if let Some((k, m)) = accepted {
-            return class(k, Some(name), m, n);
         }
+    });
+    // Values of one clear kind decide, unless the name says another kind the values fit too
+    // (`ssn` holding `001-01-0001`, which is also grouped like a phone number): detectors
+    // that formatted numbers can fool give way to the name.
+    if let Some((kind, m)) = best {
+        let ambiguous = matches!(kind, Kind::Phone | Kind::PostalCode | Kind::NationalId);
+        match accepted {
+            Some((k, am)) if k != *kind && ambiguous && hint.is_some_and(|h| !h.1) => {
+                return class(k, Some(name), am, n);
+            }
+            _ => {
+                let by_name = hint.filter(|h| h.0 == *kind).map(|_| name);
+                return class(*kind, by_name, *m, n);
+            }
+        }
+    }
+    if let Some((k, m)) = accepted {
+        return class(k, Some(name), m, n);
     }
     // People's names and addresses by content alone.
     let soft = [
@@ -600,5 +612,58 @@ fn json(values: &[&str]) -> Class {
         sampled: docs,
         json: paths,
         json_unaddressable: unaddressable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(v: &[&str]) -> Vec<Option<String>> {
+        v.iter().map(|s| Some(s.to_string())).collect()
+    }
+
+    #[test]
+    fn the_name_settles_values_two_detectors_read() {
+        // Test data in SSN format, a third with group 00 (not a valid SSN): every one is also
+        // grouped like a phone number.
+        let ssns: Vec<String> = (1..=60)
+            .map(|i| format!("{i:03}-{:02}-{i:04}", if i % 3 == 0 { 0 } else { i % 100 }))
+            .collect();
+        let refs: Vec<&str> = ssns.iter().map(String::as_str).collect();
+        let v = values(&refs);
+        assert_eq!(
+            column("ssn", Category::Text, &v, false).kind,
+            Some(Kind::NationalId)
+        );
+        // Without a name, grouped digits are phone numbers.
+        assert_eq!(
+            column("c9", Category::Text, &v, false).kind,
+            Some(Kind::Phone)
+        );
+    }
+
+    #[test]
+    fn look_alikes_stay_kept() {
+        let products = values(&["Wireless Mouse Pro", "USB-C Hub Mini", "Desk Lamp Max"]);
+        assert_eq!(
+            column("product_name", Category::Text, &products, false).kind,
+            None
+        );
+        let hires: Vec<String> = (0..40).map(|i| format!("19{:02}-03-01", 60 + i)).collect();
+        let refs: Vec<&str> = hires.iter().map(String::as_str).collect();
+        assert_eq!(
+            column("hire_date", Category::Date, &values(&refs), true).kind,
+            None
+        );
+        // The same dates unnamed, in a table about people, are birth dates.
+        assert_eq!(
+            column("d1", Category::Date, &values(&refs), true).kind,
+            Some(Kind::BirthDate)
+        );
+        assert_eq!(
+            column("d1", Category::Date, &values(&refs), false).kind,
+            None
+        );
     }
 }
