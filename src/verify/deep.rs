@@ -176,7 +176,7 @@ pub(super) async fn run(
         names.extend(cols.iter().map(|c| format!("{}.{c}", t.name)));
         stream(source, t, cols, &mut |i, v| {
             if wanted.contains(&ctx.hashes.value(v)) {
-                let from = originals.entry(v.to_vec()).or_default();
+                let from = originals.entry(super::table::exact_key(v)).or_default();
                 if !from.contains(&(base + i)) {
                     from.push(base + i);
                 }
@@ -193,8 +193,8 @@ pub(super) async fn run(
         let mut confirmed = vec![0u64; cols.len()];
         let mut from: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); cols.len()];
         stream(target, t, cols, &mut |i, v| {
-            if hits[k][i].0 > 0 {
-                if let Some(origin) = originals.get(v) {
+            if hits[k][i].0 > 0 && wanted.contains(&ctx.hashes.value(v)) {
+                if let Some(origin) = originals.get(&super::table::exact_key(v)) {
                     confirmed[i] += 1;
                     from[i].extend(origin.iter().copied());
                 }

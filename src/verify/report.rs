@@ -156,12 +156,12 @@ impl Finding {
                 "{} target row(s) hold a source value of this masked column ({t} matching, {e} of them from the masking itself{}){}",
                 l.leaked(),
                 if l.confirmed.is_some() {
-                    ", confirmed byte for byte"
+                    ", confirmed on the values themselves"
                 } else {
                     ""
                 },
                 if unsure {
-                    "; the masking's share is computed with this key and config, which are not the clone's"
+                    "; the masking's share is what this config and key give, and the column does not hold what they give"
                 } else {
                     ""
                 }
@@ -190,7 +190,7 @@ impl Finding {
             Some(table),
             Some(column),
             format!(
-                "{confirmed} row(s) of this kept column hold source values of masked column(s) {}{} (confirmed byte for byte); mask this column too",
+                "{confirmed} row(s) of this kept column hold source values of masked column(s) {}{} (confirmed on the values themselves); mask this column too",
                 shown.join(", "),
                 if more > 0 { format!(" and {more} more") } else { String::new() },
             ),

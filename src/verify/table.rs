@@ -18,7 +18,7 @@ use crate::mask::text_rewriter::TextRewriter;
 use crate::mask::{CopyRewriter, MaskKey, Rewriter};
 use crate::wire::copy_frames::CopyDataPayloads;
 
-/// Distinct hit values confirmed byte for byte in the exact pass.
+/// Distinct hit values confirmed on the values themselves in the exact pass.
 const EXACT_CAP: usize = 10_000;
 
 /// Bytes kept per masked value and row: the source's, the expected and the target's hash.
@@ -225,7 +225,7 @@ impl Found {
                 let h = hashes.value(v);
                 if keeps(k, h) {
                     if exact {
-                        *self.values[k].entry(v.to_vec()).or_insert(0) += 1;
+                        *self.values[k].entry(exact_key(v)).or_insert(0) += 1;
                     } else {
                         self.hashes[k].push(h);
                     }
@@ -233,6 +233,19 @@ impl Found {
             }
         }
     }
+}
+
+/// What the exact pass keeps of a value: the value itself up to 64 bytes, a SHA-256 digest
+/// of a longer one (marked and padded past 64 bytes, so it never equals a kept value). The
+/// pass holds at most a few thousand of them whatever the values' size.
+pub(super) fn exact_key(v: &[u8]) -> Vec<u8> {
+    if v.len() <= 64 {
+        return v.to_vec();
+    }
+    use sha2::Digest;
+    let mut key = vec![0xff; 65 - 32];
+    key.extend_from_slice(&sha2::Sha256::digest(v));
+    key
 }
 
 /// A malformed COPY stream from one side, as an error naming the table.
@@ -515,4 +528,22 @@ async fn stream_pair(
 /// `a, b`; a table without columns selects nothing (`SELECT FROM t` still counts its rows).
 fn select_list(cols: &[String]) -> String {
     cols.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exact_key;
+
+    #[test]
+    fn exact_keys_keep_short_values_and_never_confuse_a_digest_with_one() {
+        assert_eq!(exact_key(b"abc"), b"abc".to_vec());
+        let long = vec![b'x'; 1000];
+        let k = exact_key(&long);
+        assert!(
+            k.len() > 64,
+            "a digest key is longer than any value kept as it is"
+        );
+        assert_ne!(k, exact_key(&vec![b'y'; 1000]));
+        assert_eq!(k, exact_key(&long));
+    }
 }
