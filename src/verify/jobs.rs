@@ -201,12 +201,32 @@ async fn check_table(
         if c.strategy == StrategySpec::Default {
             continue;
         }
-        if !theirs.columns.iter().any(|x| x.name == c.name) {
+        let Some(their_col) = theirs.columns.iter().find(|x| x.name == c.name) else {
             missing.push(c.name.clone());
             continue;
-        }
+        };
         let ti = spec.target_cols.len();
-        spec.target_cols.push(quoted(&c.name));
+        // A target made by its own migrations (`--schema existing`) may declare a column
+        // with another type (`bigint` for `integer`, `text` for `varchar(50)`): its values
+        // are read as the source's type (without the modifier, which could cut them), so
+        // equal values compare equal.
+        if their_col.type_name == c.type_name {
+            spec.target_cols.push(quoted(&c.name));
+        } else {
+            let base = c
+                .type_name
+                .split('(')
+                .next()
+                .unwrap_or(&c.type_name)
+                .trim_end();
+            let array = if c.type_name.ends_with("[]") && !base.ends_with("[]") {
+                "[]"
+            } else {
+                ""
+            };
+            spec.target_cols
+                .push(format!("{}::{base}{array}", quoted(&c.name)));
+        }
         spec.target_names.push(c.name.clone());
         if c.strategy != StrategySpec::Keep {
             spec.masked.push((si, ti));
