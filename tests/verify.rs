@@ -347,3 +347,37 @@ fn ddl_queued_during_verify_waits_for_it_and_does_not_stall_it() {
         "the TRUNCATE did not wait for verify ({waited:?}): verify finished first, the test saw nothing"
     );
 }
+
+#[test]
+fn a_target_with_wider_types_from_its_own_migrations_verifies() {
+    let c = fixture_clone::cluster_with_roles(&["owner", "cloner"], &[]);
+    c.psql("postgres", "CREATE DATABASE src OWNER owner");
+    c.psql("postgres", "CREATE DATABASE copy OWNER cloner");
+    c.psql(
+        "src",
+        "SET ROLE owner;
+         CREATE TABLE p (id int PRIMARY KEY, name varchar(50), email text, tags varchar(10)[]);
+         INSERT INTO p SELECT g, 'n' || g, 'e' || g || '@x.io', ARRAY['a', 'b'] FROM generate_series(1, 100) g;",
+    );
+    c.psql(
+        "copy",
+        "SET ROLE cloner;
+         CREATE TABLE p (id bigint PRIMARY KEY, extra int, name text, email varchar(200), tags text[]);",
+    );
+    let config = work_dir(&c).join("p.toml");
+    std::fs::write(&config, "[tables.p.columns]\nemail = \"email\"\n").unwrap();
+    let mut clone = fixture_clone::between(&c, "clone", "src", "copy", &config);
+    clone.args(["--quiet", "--schema", "existing"]);
+    let (code, text) = output(clone);
+    assert_eq!(code, 0, "{text}");
+    let (code, _, text) = verify_json(&mut verify(&c, "src", "copy", &config, &[]));
+    assert_eq!(code, 0, "{text}");
+    // A changed value is still found through the cast.
+    c.psql("copy", "UPDATE p SET id = id + 1000 WHERE id = 7");
+    let (code, report, text) = verify_json(&mut verify(&c, "src", "copy", &config, &[]));
+    assert_eq!(code, 4, "{text}");
+    assert!(
+        has(&findings(&report), "kept_values", "public.p", "id"),
+        "{text}"
+    );
+}
