@@ -146,13 +146,30 @@ pub fn hint(name: &str) -> Option<(Kind, bool)> {
     let hashed_secret = matches!(last, "hash" | "hashed" | "digest");
     let compact = words.concat();
     for (kind, hints) in HINTS {
-        if hints.iter().any(|h| matches(&words, &compact, h)) {
-            let postal_code = last == "code" && *kind == Kind::PostalCode;
-            if about && !(hashed_secret && *kind == Kind::Secret) && !postal_code {
-                return None;
-            }
-            return Some((*kind, false));
+        let Some(h) = hints.iter().find(|h| matches(&words, &compact, h)) else {
+            continue;
+        };
+        // In a compound name (`creditcardid`, `phonenumbertypeid`) what follows the hint
+        // says the same as a last word would.
+        let hc = h.replace(' ', "");
+        let tail = compact
+            .rfind(&hc)
+            .map(|at| &compact[at + hc.len()..])
+            .unwrap_or("");
+        let ends = |w: &str| last == w || tail.ends_with(w);
+        let about = about
+            || NOT_THE_VALUE
+                .iter()
+                .any(|n| n.len() >= 2 && tail.ends_with(n));
+        let hashed_secret = hashed_secret
+            || ["hash", "hashed", "digest"]
+                .iter()
+                .any(|w| tail.ends_with(w));
+        let postal_code = ends("code") && *kind == Kind::PostalCode;
+        if about && !(hashed_secret && *kind == Kind::Secret) && !postal_code {
+            return None;
         }
+        return Some((*kind, false));
     }
     if about {
         return None;
@@ -202,6 +219,15 @@ mod tests {
         assert_eq!(hint("product_name"), Some((Kind::FullName, true)));
         assert_eq!(k("first"), None);
         assert_eq!(k("full_name"), Some(Kind::FullName));
+        // Compound names, as AdventureWorks writes them.
+        assert_eq!(k("phonenumbertypeid"), None);
+        assert_eq!(k("creditcardid"), None);
+        assert_eq!(k("creditcardapprovalcode"), None);
+        assert_eq!(k("phonenumber"), Some(Kind::Phone));
+        assert_eq!(k("postalcode"), Some(Kind::PostalCode));
+        assert_eq!(k("passwordhash"), Some(Kind::Secret));
+        assert_eq!(k("emailaddress"), Some(Kind::Email));
+        assert_eq!(k("nationalidnumber"), Some(Kind::NationalId));
         assert_eq!(k("lname"), Some(Kind::LastName));
     }
 }
