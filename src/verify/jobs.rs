@@ -117,18 +117,24 @@ pub(super) async fn run_item(
                 .table(&t.name.schema, &t.name.name)
                 .map(|x| vec![&x.name])
                 .unwrap_or_default();
-            if !start(source, &[&t.name], coordinator).await? {
-                lock(&ctx.deferred).push(item);
-                return Ok(());
-            }
-            if !start(target, &on_target, coordinator).await? {
-                end(source).await?;
+            // Both servers at once: a round trip each way costs one, not two.
+            let on_source = [&t.name];
+            let (a, b) = tokio::join!(
+                start(source, &on_source, coordinator),
+                start(target, &on_target, coordinator)
+            );
+            let (a, b) = (a?, b?);
+            if !(a && b) {
+                let (x, y) = tokio::join!(end(source), end(target));
+                x?;
+                y?;
                 lock(&ctx.deferred).push(item);
                 return Ok(());
             }
             let result = check_table(ctx, t, source, target).await;
-            end(source).await?;
-            end(target).await?;
+            let (x, y) = tokio::join!(end(source), end(target));
+            x?;
+            y?;
             result
         }
         Item::ForeignKey(ti, ci) => {
