@@ -172,10 +172,7 @@ fn scan_finds_every_kind_on_the_labelled_corpus_and_writes_a_config_that_clones(
         v
     });
     assert_eq!(code, 0, "{text}");
-    let mut clone = fixture_clone::between(&c, "clone", "corpus", "copy", &config);
-    clone.arg("--quiet");
-    let (code, text) = output(clone);
-    assert_eq!(code, 0, "the scanned config did not clone:\n{text}");
+    fixture_clone::clone_ok(&c, "corpus", "copy", &config, &[]);
     let verify = fixture_clone::between(&c, "verify", "corpus", "copy", &config);
     let (code, text) = output(verify);
     assert_eq!(
@@ -270,13 +267,10 @@ fn scan_refuses_nothing_it_cannot_read_and_bounds_its_sample() {
 
 #[test]
 fn odd_names_data_in_json_keys_and_types_no_strategy_fits() {
-    let c = fixture_clone::cluster_with_roles(&["owner", "cloner"], &[]);
-    c.psql("postgres", "CREATE DATABASE odd OWNER owner");
-    c.psql("postgres", "CREATE DATABASE copy OWNER cloner");
-    c.psql(
+    let c = fixture_clone::source_and_target(
         "odd",
-        "SET ROLE owner;
-         CREATE TABLE \"Weird \"\"Name\"\"\" (id int PRIMARY KEY, \"E-Mail Adresse\" text, \"line\nbreak\" text, tsq tsquery);
+        "copy",
+        "CREATE TABLE \"Weird \"\"Name\"\"\" (id int PRIMARY KEY, \"E-Mail Adresse\" text, \"line\nbreak\" text, tsq tsquery);
          INSERT INTO \"Weird \"\"Name\"\"\" SELECT g, 'w' || g || '@example.com', 'x' || g, 'a & b'::tsquery FROM generate_series(1, 200) g;
          CREATE TABLE nothing ();
          INSERT INTO nothing DEFAULT VALUES;
@@ -365,10 +359,7 @@ fn odd_names_data_in_json_keys_and_types_no_strategy_fits() {
     assert_eq!(code, 3, "{text}");
     assert!(text.contains("NOT NULL and has none"), "{text}");
 
-    let mut clone = fixture_clone::between(&c, "clone", "odd", "copy", &config);
-    clone.arg("--quiet");
-    let (code, text) = output(clone);
-    assert_eq!(code, 0, "{text}");
+    fixture_clone::clone_ok(&c, "odd", "copy", &config, &[]);
     let mut verify = fixture_clone::between(&c, "verify", "odd", "copy", &config);
     verify.arg("--deep");
     let (code, text) = output(verify);

@@ -252,23 +252,17 @@ fn verify_names_each_problem_by_table_and_column() {
 
 #[test]
 fn deep_finds_a_masked_value_copied_into_a_kept_column() {
-    let c = fixture_clone::cluster_with_roles(&["owner", "cloner"], &[]);
-    c.psql("postgres", "CREATE DATABASE shop OWNER owner");
-    c.psql("postgres", "CREATE DATABASE copy OWNER cloner");
-    c.psql(
+    let c = fixture_clone::source_and_target(
         "shop",
-        "SET ROLE owner;
-         CREATE TABLE customers (id int PRIMARY KEY, email text NOT NULL UNIQUE, name text);
+        "copy",
+        "CREATE TABLE customers (id int PRIMARY KEY, email text NOT NULL UNIQUE, name text);
          INSERT INTO customers SELECT g, 'buyer' || g || '@shop.example', 'Name ' || g FROM generate_series(1, 500) g;
          CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers, note text);
          INSERT INTO orders SELECT g, 1 + g % 500, CASE WHEN g % 50 = 0 THEN 'buyer' || (1 + g % 500) || '@shop.example' ELSE 'gift wrap' END FROM generate_series(1, 1000) g;",
     );
     let config = work_dir(&c).join("shop.toml");
     std::fs::write(&config, "[tables.customers.columns]\nemail = \"email\"\n").unwrap();
-    let mut cmd = fixture_clone::between(&c, "clone", "shop", "copy", &config);
-    cmd.arg("--quiet");
-    let (code, text) = output(cmd);
-    assert_eq!(code, 0, "{text}");
+    fixture_clone::clone_ok(&c, "shop", "copy", &config, &[]);
 
     let (code, _, text) = verify_json(&mut verify(&c, "shop", "copy", &config, &[]));
     assert_eq!(
@@ -297,13 +291,10 @@ fn deep_finds_a_masked_value_copied_into_a_kept_column() {
 
 #[test]
 fn ddl_queued_during_verify_waits_for_it_and_does_not_stall_it() {
-    let c = fixture_clone::cluster_with_roles(&["owner", "cloner"], &[]);
-    c.psql("postgres", "CREATE DATABASE src OWNER owner");
-    c.psql("postgres", "CREATE DATABASE copy OWNER cloner");
-    c.psql(
+    let c = fixture_clone::source_and_target(
         "src",
-        "SET ROLE owner;
-         CREATE TABLE big (id int PRIMARY KEY, email text NOT NULL, note text);
+        "copy",
+        "CREATE TABLE big (id int PRIMARY KEY, email text NOT NULL, note text);
          INSERT INTO big SELECT g, 'user' || g || '@example.com', repeat('x', 50) FROM generate_series(1, 400000) g;
          CREATE TABLE small (id int PRIMARY KEY);
          INSERT INTO small SELECT generate_series(1, 10);
@@ -311,10 +302,7 @@ fn ddl_queued_during_verify_waits_for_it_and_does_not_stall_it() {
     );
     let config = work_dir(&c).join("big.toml");
     std::fs::write(&config, "[tables.big.columns]\nemail = \"email\"\n").unwrap();
-    let mut clone = fixture_clone::between(&c, "clone", "src", "copy", &config);
-    clone.arg("--quiet");
-    let (code, text) = output(clone);
-    assert_eq!(code, 0, "{text}");
+    fixture_clone::clone_ok(&c, "src", "copy", &config, &[]);
 
     // Verify reads the big table while a TRUNCATE of it (and of the small one, which the
     // jobs have not read yet) is queued on the source: the TRUNCATE waits for verify, and
@@ -350,13 +338,10 @@ fn ddl_queued_during_verify_waits_for_it_and_does_not_stall_it() {
 
 #[test]
 fn a_target_with_wider_types_from_its_own_migrations_verifies() {
-    let c = fixture_clone::cluster_with_roles(&["owner", "cloner"], &[]);
-    c.psql("postgres", "CREATE DATABASE src OWNER owner");
-    c.psql("postgres", "CREATE DATABASE copy OWNER cloner");
-    c.psql(
+    let c = fixture_clone::source_and_target(
         "src",
-        "SET ROLE owner;
-         CREATE TABLE p (id int PRIMARY KEY, name varchar(50), email text, tags varchar(10)[]);
+        "copy",
+        "CREATE TABLE p (id int PRIMARY KEY, name varchar(50), email text, tags varchar(10)[]);
          INSERT INTO p SELECT g, 'n' || g, 'e' || g || '@x.io', ARRAY['a', 'b'] FROM generate_series(1, 100) g;",
     );
     c.psql(
@@ -366,10 +351,7 @@ fn a_target_with_wider_types_from_its_own_migrations_verifies() {
     );
     let config = work_dir(&c).join("p.toml");
     std::fs::write(&config, "[tables.p.columns]\nemail = \"email\"\n").unwrap();
-    let mut clone = fixture_clone::between(&c, "clone", "src", "copy", &config);
-    clone.args(["--quiet", "--schema", "existing"]);
-    let (code, text) = output(clone);
-    assert_eq!(code, 0, "{text}");
+    fixture_clone::clone_ok(&c, "src", "copy", &config, &["--schema", "existing"]);
     let (code, _, text) = verify_json(&mut verify(&c, "src", "copy", &config, &[]));
     assert_eq!(code, 0, "{text}");
     // A changed value is still found through the cast.

@@ -55,11 +55,7 @@ pub async fn run(args: CloneArgs) -> i32 {
             return code;
         }
     };
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
+    let jobs = super::jobs_or_cores(args.jobs);
     let opts = CloneOptions {
         source,
         target,

@@ -144,6 +144,15 @@ fn config_and_key(
     }
 }
 
+/// `--jobs`, or the CPU count.
+fn jobs_or_cores(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
+}
+
 /// `1GB`, `500MB`, `64kB` or a number of bytes.
 fn parse_size(s: &str) -> Result<i64, String> {
     let t = s.trim();

@@ -33,11 +33,7 @@ pub async fn run(args: VerifyArgs) -> i32 {
             return exit::FAILED;
         }
     };
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
+    let jobs = super::jobs_or_cores(args.jobs);
     let opts = verify::Options {
         source,
         target,

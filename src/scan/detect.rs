@@ -4,9 +4,6 @@
 //! digits are verified where the format has them (Luhn, mod 97, mod 23, mod 11), so numbers
 //! that merely have the right length do not count.
 
-use std::collections::HashSet;
-use std::sync::OnceLock;
-
 use super::lexicon;
 
 /// A value's e-mail shape: `local@domain.tld`, no spaces, a letter TLD of 2+ characters.
@@ -438,20 +435,6 @@ pub fn image_magic(hex: &str) -> bool {
         || h.starts_with("49492a00")
         || h.starts_with("4d4d002a")
         || h.get(8..16) == Some("66747970")
-}
-
-/// Cached sets built from static lists, lower-cased.
-pub(super) fn set(
-    cell: &'static OnceLock<HashSet<String>>,
-    lists: &[&[&str]],
-) -> &'static HashSet<String> {
-    cell.get_or_init(|| {
-        lists
-            .iter()
-            .flat_map(|l| l.iter())
-            .map(|s| s.to_lowercase())
-            .collect()
-    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use super::detect::set;
 use crate::mask::lists;
 
 #[rustfmt::skip]
@@ -152,4 +151,15 @@ pub fn cities() -> &'static HashSet<String> {
 pub fn street_words() -> &'static HashSet<String> {
     static CELL: OnceLock<HashSet<String>> = OnceLock::new();
     set(&CELL, &[STREET_WORDS])
+}
+
+/// Cached sets built from static lists, lower-cased.
+fn set(cell: &'static OnceLock<HashSet<String>>, lists: &[&[&str]]) -> &'static HashSet<String> {
+    cell.get_or_init(|| {
+        lists
+            .iter()
+            .flat_map(|l| l.iter())
+            .map(|s| s.to_lowercase())
+            .collect()
+    })
 }

@@ -491,7 +491,7 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
     // Write, check against the catalog, move columns whose choice does not fit to the next.
     let mut config = String::new();
     for _round in 0..8 {
-        let (text, lines) = render(&tables, &slots, &groups, &cat, opts.sample);
+        let (text, lines) = render(&tables, &slots, &groups, opts.sample);
         let parsed = MaskingConfig::parse(&text, "scan").map_err(|e| {
             Error::new(
                 ErrorKind::Protocol,
@@ -608,10 +608,8 @@ fn render(
     tables: &[&Table],
     slots: &[Slot],
     groups: &HashMap<usize, Group>,
-    cat: &Catalog,
     sample: usize,
 ) -> (String, HashMap<usize, usize>) {
-    let _ = cat;
     let mut out = String::new();
     out.push_str(&format!(
         "# Masking config written by `privaci scan` (up to {sample} sampled rows per table; no value was\n\

@@ -2,29 +2,36 @@
 //! kind and name), sequences are at or past the source's positions, and the SQL that counts
 //! a foreign key's orphans on the target.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::catalog::{quote_ident, Catalog, Constraint, ConstraintKind, Table};
+use crate::catalog::{quote_ident, Catalog, Constraint, ConstraintKind, QualifiedName, Table};
 
-/// (kind, name) of every object a clone recreates.
-pub fn objects(cat: &Catalog) -> BTreeSet<(&'static str, String)> {
+/// An object a clone recreates: its kind, its name, and the table it belongs to (columns,
+/// constraints, indexes and triggers), which stands for it when the table itself is missing.
+type Object = (&'static str, String, Option<String>);
+
+/// Every object a clone recreates.
+pub fn objects(cat: &Catalog) -> BTreeSet<Object> {
     let mut out = BTreeSet::new();
+    let mut add = |kind: &'static str, name: String, owner: Option<String>| {
+        out.insert((kind, name, owner));
+    };
     for s in &cat.schemas {
-        out.insert(("schema", s.name.clone()));
+        add("schema", s.name.clone(), None);
     }
     for e in &cat.extensions {
-        out.insert(("extension", e.name.clone()));
+        add("extension", e.name.clone(), None);
     }
     for t in &cat.types {
-        out.insert(("type", t.name.to_string()));
+        add("type", t.name.to_string(), None);
     }
     for s in cat.sequences.iter().filter(|s| !s.identity) {
-        out.insert(("sequence", s.name.to_string()));
+        add("sequence", s.name.to_string(), None);
     }
     for t in &cat.tables {
-        out.insert(("table", t.name.to_string()));
+        let table = t.name.to_string();
         for c in &t.columns {
-            out.insert(("column", format!("{}.{}", t.name, c.name)));
+            add("column", format!("{table}.{}", c.name), Some(table.clone()));
         }
         for c in t.constraints.iter().filter(|c| c.is_local) {
             let kind = match c.kind {
@@ -34,11 +41,12 @@ pub fn objects(cat: &Catalog) -> BTreeSet<(&'static str, String)> {
                 ConstraintKind::ForeignKey => "foreign key",
                 ConstraintKind::Exclusion => "exclusion constraint",
             };
-            out.insert((kind, format!("{}.{}", t.name, c.name)));
+            add(kind, format!("{table}.{}", c.name), Some(table.clone()));
         }
+        add("table", table, None);
     }
     for i in cat.indexes.iter().filter(|i| i.constraint.is_none()) {
-        out.insert(("index", i.name.to_string()));
+        add("index", i.name.to_string(), Some(i.table.to_string()));
     }
     for v in &cat.views {
         let kind = if v.materialized {
@@ -46,59 +54,41 @@ pub fn objects(cat: &Catalog) -> BTreeSet<(&'static str, String)> {
         } else {
             "view"
         };
-        out.insert((kind, v.name.to_string()));
+        add(kind, v.name.to_string(), None);
     }
     for f in &cat.functions {
         let kind = if f.aggregate { "aggregate" } else { "function" };
-        out.insert((kind, format!("{}({})", f.name, f.arguments)));
+        add(kind, format!("{}({})", f.name, f.arguments), None);
     }
     for t in &cat.triggers {
-        out.insert(("trigger", format!("{}.{}", t.table, t.name)));
+        add(
+            "trigger",
+            format!("{}.{}", t.table, t.name),
+            Some(t.table.to_string()),
+        );
     }
     for o in &cat.objects {
-        out.insert((o.kind.label(), o.name.clone()));
+        add(o.kind.label(), o.name.clone(), None);
     }
     for p in &cat.publications {
-        out.insert(("publication", p.name.clone()));
+        add("publication", p.name.clone(), None);
     }
     out
 }
 
-/// The objects of `source` that `target` lacks; a missing table stands for its columns,
-/// constraints, indexes and triggers.
-pub fn missing(source: &Catalog, target: &Catalog) -> Vec<(&'static str, String)> {
+/// The objects of `source` (as `objects` lists them) that `target` lacks; a missing table
+/// stands for what belongs to it.
+pub fn missing(source: &BTreeSet<Object>, target: &Catalog) -> Vec<(&'static str, String)> {
     let theirs = objects(target);
-    let gone: Vec<(&'static str, String)> = objects(source)
-        .into_iter()
-        .filter(|o| !theirs.contains(o))
-        .collect();
-    let tables: BTreeSet<String> = gone
+    let gone: Vec<&Object> = source.iter().filter(|o| !theirs.contains(*o)).collect();
+    let tables: HashSet<&str> = gone
         .iter()
-        .filter(|(k, _)| *k == "table")
-        .map(|(_, n)| n.clone())
+        .filter(|o| o.0 == "table")
+        .map(|o| o.1.as_str())
         .collect();
-    let of_missing_table = |kind: &str, name: &str| -> bool {
-        match kind {
-            "column"
-            | "primary key"
-            | "unique constraint"
-            | "check constraint"
-            | "foreign key"
-            | "exclusion constraint"
-            | "trigger" => tables.iter().any(|t| {
-                name.len() > t.len()
-                    && name.starts_with(t.as_str())
-                    && name.as_bytes()[t.len()] == b'.'
-            }),
-            "index" => source
-                .indexes
-                .iter()
-                .any(|i| i.name.to_string() == name && tables.contains(&i.table.to_string())),
-            _ => false,
-        }
-    };
     gone.into_iter()
-        .filter(|(k, n)| !of_missing_table(k, n))
+        .filter(|o| !o.2.as_deref().is_some_and(|t| tables.contains(t)))
+        .map(|o| (o.0, o.1.clone()))
         .collect()
 }
 
@@ -114,9 +104,11 @@ pub fn sequences_behind(source: &Catalog, target: &Catalog) -> Vec<(String, i64,
             }
         })
     };
+    let theirs: HashMap<&QualifiedName, &crate::catalog::Sequence> =
+        target.sequences.iter().map(|t| (&t.name, t)).collect();
     let mut out = Vec::new();
     for s in &source.sequences {
-        let Some(t) = target.sequences.iter().find(|t| t.name == s.name) else {
+        let Some(t) = theirs.get(&s.name) else {
             continue;
         };
         let (Some(a), Some(b)) = (next(s), next(t)) else {
@@ -128,20 +120,6 @@ pub fn sequences_behind(source: &Catalog, target: &Catalog) -> Vec<(String, i64,
         }
     }
     out
-}
-
-/// The foreign keys to check on the target: declared ones (a partition's copy of its parent's
-/// key is checked through the parent).
-pub fn foreign_keys(cat: &Catalog) -> Vec<(&Table, &Constraint)> {
-    cat.tables
-        .iter()
-        .flat_map(|t| {
-            t.constraints
-                .iter()
-                .filter(|c| c.kind == ConstraintKind::ForeignKey && !c.inherited_from_parent)
-                .map(move |c| (t, c))
-        })
-        .collect()
 }
 
 /// Counts the rows of `table` whose key `fk` finds no referenced row (MATCH SIMPLE: a key

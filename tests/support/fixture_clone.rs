@@ -113,6 +113,36 @@ pub fn between(
     cmd
 }
 
+/// A cluster with `source_db` (owned by `owner`, `source_sql` run as `owner`) and an empty
+/// `target_db` owned by `cloner`.
+pub fn source_and_target(source_db: &str, target_db: &str, source_sql: &str) -> Cluster {
+    let c = cluster_with_roles(&["owner", "cloner"], &[]);
+    c.psql(
+        "postgres",
+        &format!("CREATE DATABASE {source_db} OWNER owner"),
+    );
+    c.psql(
+        "postgres",
+        &format!("CREATE DATABASE {target_db} OWNER cloner"),
+    );
+    c.psql(source_db, &format!("SET ROLE owner; {source_sql}"));
+    c
+}
+
+/// `privaci clone --quiet` (and `extra`) from `source_db` into `target_db`, which must succeed.
+pub fn clone_ok(
+    c: &Cluster,
+    source_db: &str,
+    target_db: &str,
+    config: &std::path::Path,
+    extra: &[&str],
+) {
+    let mut cmd = between(c, "clone", source_db, target_db, config);
+    cmd.arg("--quiet").args(extra);
+    let (code, text) = output(cmd);
+    assert_eq!(code, 0, "the clone into {target_db} failed:\n{text}");
+}
+
 /// A finished process's exit code and stdout + stderr.
 pub fn code_and_text(out: std::process::Output) -> (i32, String) {
     (
